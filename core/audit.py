@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from core.models import AuditEvent
+
+SYSTEM_ACTOR = "system"
+
+
+def audit_record(*, actor: Any, action: str, obj: models.Model, details: dict[str, Any] | None = None) -> AuditEvent:
+    """Write an audit record inside the caller's transaction.
+
+    ``actor`` is a user, or ``None`` for the system. ``details`` must hold ids and codes only,
+    never names, phone numbers or other patient data.
+    """
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        details=details or {},
+    )

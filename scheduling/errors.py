@@ -1,0 +1,54 @@
+"""Typed domain errors with structured details, for every interface to render."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    field: str | None = None
+    role: str | None = None
+    resource: dict[str, Any] | None = None
+    extra: dict[str, Any] = dataclass_field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+
+class SchedulingError(Exception):
+    code = "scheduling_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class BookingInvalid(SchedulingError):
+    """The request breaks one or more rules; ``problems`` lists every one found."""
+
+    code = "booking_invalid"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems), details={"problems": [p.as_dict() for p in problems]})
+
+
+class SlotUnavailable(SchedulingError):
+    """A resource is already held for part of a requested leg's window."""
+
+    code = "slot_unavailable"
+
+    def __init__(self, conflicts: list[dict[str, Any]]) -> None:
+        self.conflicts = conflicts
+        described = "; ".join(c["message"] for c in conflicts) or "A resource is already booked for that time."
+        super().__init__(described, details={"conflicts": conflicts})
+
+
+class InvalidTransition(SchedulingError):
+    code = "invalid_transition"

@@ -1,0 +1,276 @@
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from rooms.models import Capability, EquipmentKind
+
+
+class Sedation(models.TextChoices):
+    LOCAL = "local", "Local only"
+    MODERATE = "moderate", "Moderate sedation"
+    MAC = "mac", "Monitored anesthesia care"
+    GENERAL = "general", "General anesthesia"
+
+
+class BleedingRisk(models.TextChoices):
+    LOW = "low", "Low"
+    INTERMEDIATE = "intermediate", "Intermediate"
+    HIGH = "high", "High"
+
+
+class LegRole(models.TextChoices):
+    PATIENT = "patient", "Patient"
+    ROOM = "room", "Procedure room"
+    C_ARM = "c_arm", "C-arm"
+    RF_GENERATOR = "rf_generator", "RF generator"
+    PHYSICIAN = "physician", "Physician"
+    RAD_TECH = "rad_tech", "Radiology tech"
+    SEDATION_NURSE = "sedation_nurse", "Sedation nurse"
+    ANESTHESIA = "anesthesia", "Anesthesia provider"
+    DEVICE_REP = "device_rep", "Device rep"
+    RECOVERY_BAY = "recovery_bay", "Recovery bay"
+
+
+# Which resource column each leg role fills.
+ROLE_COLUMN: dict[str, str] = {
+    LegRole.PATIENT: "patient",
+    LegRole.ROOM: "room",
+    LegRole.C_ARM: "equipment",
+    LegRole.RF_GENERATOR: "equipment",
+    LegRole.PHYSICIAN: "staff",
+    LegRole.RAD_TECH: "staff",
+    LegRole.SEDATION_NURSE: "staff",
+    LegRole.ANESTHESIA: "staff",
+    LegRole.DEVICE_REP: "staff",
+    LegRole.RECOVERY_BAY: "bay",
+}
+RESOURCE_COLUMNS = ("patient", "room", "equipment", "staff", "bay")
+# Staff roles a procedure type may list for its room phase; sedation roles follow from the
+# sedation level instead.
+PROCEDURE_STAFF_ROLES = (LegRole.PHYSICIAN, LegRole.RAD_TECH, LegRole.DEVICE_REP)
+
+
+class ProcedureType(models.Model):
+    """An editable catalogue entry. The legs of a booking follow from these numbers."""
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=120)
+    cpt_codes = models.CharField(max_length=120, blank=True)
+    room_minutes = models.PositiveIntegerField(help_text="Positioning, prep and procedure for the first level.")
+    minutes_per_extra_level = models.PositiveIntegerField(default=0)
+    max_levels = models.PositiveSmallIntegerField(default=1)
+    physician_joins_after_minutes = models.PositiveIntegerField(
+        default=10, help_text="Positioning and prep before the physician is needed in the room."
+    )
+    turnover_minutes = models.PositiveIntegerField(default=10)
+    arrival_lead_minutes = models.PositiveIntegerField(default=30)
+    recovery_minutes = models.PositiveIntegerField(help_text="Recovery bay occupancy: flat time plus observation.")
+    recovery_flat_minutes = models.PositiveIntegerField(default=0)
+    sedation_default = models.CharField(max_length=20, choices=Sedation.choices, default=Sedation.LOCAL)
+    sedation_allowed = models.JSONField(default=list, help_text="Sedation codes allowed for this procedure.")
+    staff_roles = models.JSONField(default=list, help_text="Staff roles in the room phase besides sedation.")
+    required_capabilities = models.JSONField(default=list, blank=True)
+    required_equipment = models.JSONField(default=list, blank=True)
+    supplies = models.CharField(max_length=200, blank=True, help_text="Consumables to pick, e.g. balloon kit.")
+    bleeding_risk = models.CharField(max_length=20, choices=BleedingRisk.choices)
+    requires_escort = models.BooleanField(default=False, help_text="Escort needed even without sedation.")
+    requires_imaging = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_levels__gte=1), name="scheduling_proceduretype_max_levels_positive"),
+            models.CheckConstraint(
+                condition=Q(room_minutes__gt=0), name="scheduling_proceduretype_room_minutes_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(recovery_flat_minutes__lte=models.F("recovery_minutes")),
+                name="scheduling_proceduretype_flat_within_recovery",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not set(self.sedation_allowed or []) <= set(Sedation.values):
+            errors["sedation_allowed"] = "Unknown sedation level."
+        elif self.sedation_default not in (self.sedation_allowed or []):
+            errors["sedation_default"] = "The default sedation must be one of the allowed levels."
+        if not set(self.staff_roles or []) <= {r.value for r in PROCEDURE_STAFF_ROLES}:
+            errors["staff_roles"] = "Staff roles must be physician, rad_tech or device_rep."
+        if not set(self.required_capabilities or []) <= set(Capability.values):
+            errors["required_capabilities"] = "Unknown room capability."
+        if not set(self.required_equipment or []) <= set(EquipmentKind.values):
+            errors["required_equipment"] = "Unknown equipment kind."
+        if self.physician_joins_after_minutes >= self.room_minutes:
+            errors["physician_joins_after_minutes"] = "The physician must join before the room time ends."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Patient(models.Model):
+    """Minimal demographics: what scheduling and the day of the procedure need."""
+
+    mrn = models.CharField("MRN", max_length=40, unique=True)
+    first_name = models.CharField(max_length=80)
+    last_name = models.CharField(max_length=80)
+    date_of_birth = models.DateField()
+    phone = models.CharField(max_length=30, blank=True)
+    escort_name = models.CharField(max_length=120, blank=True)
+    escort_phone = models.CharField(max_length=30, blank=True)
+    allergies = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name", "mrn"]
+
+    def __str__(self) -> str:
+        # The admin and logs show the MRN only; names are read through audited views.
+        return f"Patient {self.mrn}"
+
+
+class BookingStatus(models.TextChoices):
+    HOLD = "hold", "Hold"
+    SCHEDULED = "scheduled", "Scheduled"
+    CHECKED_IN = "checked_in", "Checked in"
+    READY = "ready", "Ready"
+    IN_PROCEDURE = "in_procedure", "In procedure"
+    IN_RECOVERY = "in_recovery", "In recovery"
+    READY_FOR_DISCHARGE = "ready_for_discharge", "Ready for discharge"
+    DISCHARGED = "discharged", "Discharged"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No-show"
+
+
+# Statuses whose legs hold their resources.
+ACTIVE_STATUSES = frozenset(
+    {
+        BookingStatus.HOLD,
+        BookingStatus.SCHEDULED,
+        BookingStatus.CHECKED_IN,
+        BookingStatus.READY,
+        BookingStatus.IN_PROCEDURE,
+        BookingStatus.IN_RECOVERY,
+        BookingStatus.READY_FOR_DISCHARGE,
+    }
+)
+
+
+class CancelReason(models.TextChoices):
+    NO_DRIVER = "no_driver", "No driver"
+    NOT_FASTING = "not_fasting", "Not fasting"
+    ANTICOAGULANT_NOT_HELD = "anticoagulant_not_held", "Anticoagulant not held"
+    INFECTION = "infection", "Infection or fever"
+    PREGNANCY = "pregnancy", "Pregnancy"
+    PATIENT_REQUEST = "patient_request", "Patient request"
+    EQUIPMENT_DOWN = "equipment_down", "Equipment down"
+    PHYSICIAN_UNAVAILABLE = "physician_unavailable", "Physician unavailable"
+    SCHEDULING_ERROR = "scheduling_error", "Booked in error"
+    OTHER = "other", "Other"
+
+
+class Booking(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="bookings")
+    procedure_type = models.ForeignKey(ProcedureType, on_delete=models.PROTECT, related_name="bookings")
+    site = models.ForeignKey("rooms.Site", on_delete=models.PROTECT, related_name="bookings")
+    levels = models.PositiveSmallIntegerField(default=1)
+    sedation = models.CharField(max_length=20, choices=Sedation.choices)
+    status = models.CharField(max_length=24, choices=BookingStatus.choices, default=BookingStatus.SCHEDULED)
+    starts_at = models.DateTimeField(help_text="Start of the room phase.")
+    ends_at = models.DateTimeField(help_text="End of the last leg (usually recovery).")
+    arrival_at = models.DateTimeField(help_text="When the patient is asked to arrive.")
+    cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, blank=True)
+    cancel_note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="scheduling_booking_ends_after_starts"
+            ),
+            models.CheckConstraint(condition=Q(levels__gte=1), name="scheduling_booking_levels_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled") | ~Q(cancel_reason=""), name="scheduling_booking_cancel_has_reason"
+            ),
+        ]
+        indexes = [models.Index(fields=["site", "starts_at"], name="scheduling_booking_site_start")]
+
+    def __str__(self) -> str:
+        return f"Booking {self.pk} {self.procedure_type.code} {self.starts_at:%Y-%m-%d %H:%M}Z"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+def _one_column_set() -> Q:
+    options = []
+    for column in RESOURCE_COLUMNS:
+        options.append(Q(**{f"{c}__isnull": c != column for c in RESOURCE_COLUMNS}))
+    return reduce(or_, options)
+
+
+def _role_matches_column() -> Q:
+    by_column: dict[str, list[str]] = {}
+    for role, column in ROLE_COLUMN.items():
+        by_column.setdefault(column, []).append(str(role))
+    return reduce(or_, (Q(role__in=roles, **{f"{column}__isnull": False}) for column, roles in by_column.items()))
+
+
+class Allocation(models.Model):
+    """One leg of a booking: one resource held for ``[starts_at, ends_at)``.
+
+    The database refuses two overlapping active legs of one resource: an exclusion constraint
+    per resource column on PostgreSQL, triggers on SQLite (migration 0002).
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="legs")
+    role = models.CharField(max_length=20, choices=LegRole.choices)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    room = models.ForeignKey("rooms.ProcedureRoom", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    equipment = models.ForeignKey("rooms.Equipment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    staff = models.ForeignKey("staff.StaffMember", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    bay = models.ForeignKey("rooms.RecoveryBay", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="scheduling_allocation_ends_after_starts"
+            ),
+            models.CheckConstraint(condition=_one_column_set(), name="scheduling_allocation_exactly_one_resource"),
+            models.CheckConstraint(
+                condition=_role_matches_column(), name="scheduling_allocation_role_matches_resource"
+            ),
+        ]
+        indexes = [models.Index(fields=["starts_at", "ends_at"], name="scheduling_alloc_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M}Z"
+
+    @property
+    def resource_column(self) -> str:
+        return ROLE_COLUMN[self.role]
+
+    @property
+    def resource_id(self) -> int:
+        value = getattr(self, f"{self.resource_column}_id")
+        assert value is not None
+        return int(value)

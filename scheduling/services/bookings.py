@@ -1,0 +1,279 @@
+"""Writes on bookings. Each service is one transaction: all legs or none, plus its audit record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from core.audit import audit_record
+from scheduling.errors import BookingInvalid, InvalidTransition, Problem
+from scheduling.guard import ensure_free, lock_resources, overlap_as_conflict
+from scheduling.legs import LegSpec, plan_legs, resolve_sedation
+from scheduling.models import (
+    ROLE_COLUMN,
+    Allocation,
+    Booking,
+    BookingStatus,
+    CancelReason,
+    LegRole,
+    Patient,
+    ProcedureType,
+)
+from scheduling.resources import ROLE_FIELD, BoundLeg, ResourceChoice
+from scheduling.validation import CaseContext, require_aware, validate_case
+
+RESCHEDULABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED})
+CANCELLABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN, BookingStatus.READY})
+
+
+def bind_legs(
+    plan: list[LegSpec], *, patient: Patient, resources: ResourceChoice, starts_at: datetime
+) -> list[BoundLeg]:
+    """Attach a resource to every planned leg; every role must be named."""
+    bound: list[BoundLeg] = []
+    missing: list[Problem] = []
+    for spec in plan:
+        resource = patient if spec.role == LegRole.PATIENT else resources.for_role(spec.role)
+        if resource is None:
+            missing.append(
+                Problem(
+                    "resource_missing",
+                    f"Name a {spec.role.label.lower()} for this case.",
+                    field=ROLE_FIELD[spec.role],
+                    role=str(spec.role),
+                )
+            )
+            continue
+        start, end = spec.window(starts_at)
+        bound.append(BoundLeg(spec=spec, resource=resource, starts_at=start, ends_at=end))
+    if missing:
+        raise BookingInvalid(missing)
+    staff_seen: dict[int, LegRole] = {}
+    for leg in bound:
+        if leg.column == "staff":
+            if leg.resource_id in staff_seen:
+                raise BookingInvalid(
+                    [
+                        Problem(
+                            "resource_reused",
+                            f"{leg.resource} cannot be both {staff_seen[leg.resource_id].label.lower()} "
+                            f"and {leg.role.label.lower()}.",
+                            role=str(leg.role),
+                        )
+                    ]
+                )
+            staff_seen[leg.resource_id] = leg.role
+    return bound
+
+
+def _write_legs(booking: Booking, legs: list[BoundLeg]) -> None:
+    Allocation.objects.bulk_create(
+        Allocation(
+            booking=booking,
+            role=leg.role,
+            starts_at=leg.starts_at,
+            ends_at=leg.ends_at,
+            is_active=True,
+            **{ROLE_COLUMN[leg.role]: leg.resource},
+        )
+        for leg in legs
+    )
+
+
+def _prepare(
+    *,
+    procedure_type: ProcedureType,
+    patient: Patient,
+    starts_at: datetime,
+    levels: int,
+    sedation: str | None,
+    resources: ResourceChoice,
+) -> tuple[CaseContext, str]:
+    require_aware(starts_at, "start")
+    sedation = resolve_sedation(procedure_type, sedation)
+    if not procedure_type.is_active:
+        raise BookingInvalid(
+            [Problem("procedure_inactive", f"{procedure_type.name} is not offered.", field="procedure_type")]
+        )
+    plan = plan_legs(procedure_type, levels=levels, sedation=sedation)
+    legs = bind_legs(plan, patient=patient, resources=resources, starts_at=starts_at)
+    room = resources.room
+    assert room is not None  # bind_legs requires it: every procedure has a room leg
+    ctx = CaseContext(procedure_type=procedure_type, site=room.site, room=room, legs=legs)
+    return ctx, sedation
+
+
+def _check_and_write(ctx: CaseContext, booking: Booking, *, allow_past: bool, exclude_booking_id: int | None) -> None:
+    lock_resources(ctx.legs)
+    problems = validate_case(ctx, allow_past=allow_past)
+    if problems:
+        raise BookingInvalid(problems)
+    ensure_free(ctx.legs, ctx.site.zone, exclude_booking_id=exclude_booking_id)
+    with overlap_as_conflict(ctx.legs, ctx.site.zone):
+        if booking.pk is None:
+            booking.save()
+        else:
+            booking.save(update_fields=["starts_at", "ends_at", "arrival_at", "site", "updated_at"])
+        _write_legs(booking, ctx.legs)
+
+
+def _span(legs: list[BoundLeg]) -> tuple[datetime, datetime, datetime]:
+    """(room start, end of the last leg, patient arrival)."""
+    room = next(leg for leg in legs if leg.role == LegRole.ROOM)
+    patient = next(leg for leg in legs if leg.role == LegRole.PATIENT)
+    return room.starts_at, max(leg.ends_at for leg in legs), patient.starts_at
+
+
+def booking_create(
+    *,
+    actor: Any,
+    patient: Patient,
+    procedure_type: ProcedureType,
+    starts_at: datetime,
+    resources: ResourceChoice,
+    levels: int = 1,
+    sedation: str | None = None,
+    status: str = BookingStatus.SCHEDULED,
+    allow_past: bool = False,
+) -> Booking:
+    """Book a case with the resources named in ``resources``.
+
+    Preconditions: ``starts_at`` is aware; every role the procedure needs at this sedation
+    level is named. Locks every resource (advisory locks on PostgreSQL, the IMMEDIATE write
+    lock on SQLite) before checking for clashes, so the check and the insert are atomic.
+    Raises BookingInvalid (rules) or SlotUnavailable (a clash); nothing is written then.
+    """
+    if status not in (BookingStatus.HOLD, BookingStatus.SCHEDULED):
+        raise BookingInvalid([Problem("invalid_status", "A new booking is a hold or scheduled.", field="status")])
+    ctx, sedation = _prepare(
+        procedure_type=procedure_type,
+        patient=patient,
+        starts_at=starts_at,
+        levels=levels,
+        sedation=sedation,
+        resources=resources,
+    )
+    start, end, arrival = _span(ctx.legs)
+    with transaction.atomic():
+        booking = Booking(
+            patient=patient,
+            procedure_type=procedure_type,
+            site=ctx.site,
+            levels=levels,
+            sedation=sedation,
+            status=status,
+            starts_at=start,
+            ends_at=end,
+            arrival_at=arrival,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        _check_and_write(ctx, booking, allow_past=allow_past, exclude_booking_id=None)
+        audit_record(
+            actor=actor,
+            action="booking.create",
+            obj=booking,
+            details={
+                "start": start.isoformat(),
+                "procedure_type": procedure_type.code,
+                "levels": levels,
+                "sedation": sedation,
+                "legs": _leg_summary(ctx.legs),
+            },
+        )
+    return booking
+
+
+def _leg_summary(legs: list[BoundLeg]) -> list[dict[str, Any]]:
+    return [{"role": str(leg.role), "kind": leg.column, "id": leg.resource_id} for leg in legs]
+
+
+def _current_resources(booking: Booking) -> ResourceChoice:
+    choice = ResourceChoice()
+    for leg in booking.legs.filter(is_active=True).select_related("room__site", "equipment", "staff", "bay"):
+        if leg.role == LegRole.PATIENT:
+            continue
+        setattr(choice, ROLE_FIELD[LegRole(leg.role)], getattr(leg, leg.resource_column))
+    return choice
+
+
+def _locked(booking: Booking) -> Booking:
+    return Booking.objects.select_for_update().select_related("procedure_type", "patient", "site").get(pk=booking.pk)
+
+
+def booking_reschedule(
+    *,
+    actor: Any,
+    booking: Booking,
+    starts_at: datetime,
+    resources: ResourceChoice | None = None,
+    allow_past: bool = False,
+) -> Booking:
+    """Move a hold or scheduled case to ``starts_at``, keeping its resources unless others
+    are named. All or nothing: on any error the case keeps its old legs."""
+    require_aware(starts_at, "start")
+    with transaction.atomic():
+        current = _locked(booking)
+        if current.status not in RESCHEDULABLE:
+            raise InvalidTransition(
+                f"A {current.get_status_display().lower()} case cannot be rescheduled.",
+                details={"status": current.status, "allowed_from": sorted(RESCHEDULABLE)},
+            )
+        chosen = _current_resources(current)
+        for name, value in (resources.named() if resources else {}).items():
+            setattr(chosen, name, value)
+        ctx, _ = _prepare(
+            procedure_type=current.procedure_type,
+            patient=current.patient,
+            starts_at=starts_at,
+            levels=current.levels,
+            sedation=current.sedation,
+            resources=chosen,
+        )
+        old_start = current.starts_at
+        current.legs.filter(is_active=True).update(is_active=False)
+        current.starts_at, current.ends_at, current.arrival_at = _span(ctx.legs)
+        current.site = ctx.site
+        _check_and_write(ctx, current, allow_past=allow_past, exclude_booking_id=current.pk)
+        audit_record(
+            actor=actor,
+            action="booking.reschedule",
+            obj=current,
+            details={
+                "from": old_start.isoformat(),
+                "to": current.starts_at.isoformat(),
+                "legs": _leg_summary(ctx.legs),
+            },
+        )
+    return current
+
+
+def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "") -> Booking:
+    """Cancel a case and free its resources. ``reason`` is a CancelReason code."""
+    if reason not in CancelReason.values:
+        raise BookingInvalid(
+            [
+                Problem(
+                    "invalid_reason",
+                    f"Unknown cancel reason {reason!r}.",
+                    field="reason",
+                    extra={"allowed": list(CancelReason.values)},
+                )
+            ]
+        )
+    with transaction.atomic():
+        current = _locked(booking)
+        if current.status not in CANCELLABLE:
+            raise InvalidTransition(
+                f"A {current.get_status_display().lower()} case cannot be cancelled.",
+                details={"status": current.status, "allowed_from": sorted(CANCELLABLE)},
+            )
+        previous = current.status
+        current.status = BookingStatus.CANCELLED
+        current.cancel_reason = reason
+        current.cancel_note = note
+        current.save(update_fields=["status", "cancel_reason", "cancel_note", "updated_at"])
+        current.legs.filter(is_active=True).update(is_active=False)
+        audit_record(actor=actor, action="booking.cancel", obj=current, details={"from": previous, "reason": reason})
+    return current
