@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC
 from functools import reduce
 from operator import or_
 
@@ -210,7 +211,7 @@ class Booking(models.Model):
         indexes = [models.Index(fields=["site", "starts_at"], name="scheduling_booking_site_start")]
 
     def __str__(self) -> str:
-        return f"Booking {self.pk} {self.procedure_type.code} {self.starts_at:%Y-%m-%d %H:%M}Z"
+        return f"Booking {self.pk} {self.procedure_type.code} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
     @property
     def is_active(self) -> bool:
@@ -263,7 +264,7 @@ class Allocation(models.Model):
         indexes = [models.Index(fields=["starts_at", "ends_at"], name="scheduling_alloc_window_idx")]
 
     def __str__(self) -> str:
-        return f"{self.role} {self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M}Z"
+        return f"{self.role} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}-{self.ends_at.astimezone(UTC):%H:%M}Z"
 
     @property
     def resource_column(self) -> str:
