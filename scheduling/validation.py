@@ -14,7 +14,7 @@ from core.timewindows import covered
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site, hours_between
 from scheduling.errors import BookingInvalid, Problem
 from scheduling.models import LegRole, ProcedureType
-from scheduling.resources import BoundLeg, describe_resource, local_span
+from scheduling.resources import BoundLeg, describe_resource, local_hhmm, local_span
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole, TimeOff, shift_intervals
 
 STAFF_ROLE_FOR_LEG: dict[LegRole, str] = {
@@ -113,6 +113,14 @@ def validate_case(ctx: CaseContext, *, allow_past: bool = False) -> list[Problem
             assert isinstance(resource, RecoveryBay)
             if not covered(hours_between(site_hours, zone, leg.starts_at, leg.ends_at), leg.starts_at, leg.ends_at):
                 add("outside_opening_hours", f"Recovery would run {span}, past the site's opening hours.")
+        elif leg.role == LegRole.PATIENT:
+            # Pre-op (consent, IV, labs) happens at the clinic, so it must be open on arrival.
+            arrival, room_start = leg.starts_at, ctx.room_leg.starts_at
+            if not covered(hours_between(site_hours, zone, arrival, room_start), arrival, room_start):
+                add(
+                    "arrival_outside_opening_hours",
+                    f"The patient would arrive at {local_hhmm(arrival, zone)}, before the site opens.",
+                )
         elif leg.role in EQUIPMENT_KIND_FOR_LEG:
             assert isinstance(resource, Equipment)
             if resource.kind != EQUIPMENT_KIND_FOR_LEG[leg.role]:

@@ -187,6 +187,15 @@ def test_room_outside_opening_hours_is_refused(clinic):
     assert "outside_opening_hours" in refused(clinic, start=local(MONDAY, 6, 30))
 
 
+def test_patient_arriving_before_the_site_opens_is_refused(clinic):
+    # A kyphoplasty at 08:00 asks the patient to arrive 90 minutes earlier, at 06:30.
+    f.CredentialFactory(staff=clinic.physicians[0], procedure_code="KP")
+    codes = refused(
+        clinic, code="KP", start=local(MONDAY, 8), resources=clinic.resources(sedation_staff=clinic.anesthesia)
+    )
+    assert codes == ["arrival_outside_opening_hours"]
+
+
 def test_recovery_past_closing_is_refused(clinic):
     # Room 16:00-17:20 is inside hours; the recovery bay would run 17:00-19:00, past 18:00.
     codes = refused(clinic, start=local(MONDAY, 16))
