@@ -223,6 +223,11 @@ class Command(BaseCommand):
                         f"Demo data already exists (site {SITE_CODE!r}); nothing changed. "
                         "Run with --reset to delete and seed it again."
                     )
+                    if settings.DEMO_PASSWORD:
+                        # Keep the printed password true when the demo is started again.
+                        hashed = make_password(settings.DEMO_PASSWORD)
+                        get_user_model().objects.filter(username__in=DEMO_ROLES).update(password=hashed)
+                        self.login_block(list(DEMO_ROLES), settings.DEMO_PASSWORD)
                     return
                 removed = reset_demo()
                 self.stdout.write(f"Removed the previous demo data ({removed} bookings).")
@@ -248,6 +253,10 @@ class Command(BaseCommand):
             f"({active} active, {outcome.cancelled} cancelled, {outcome.unplaced} could not be placed)"
         )
         out("  per day " + ", ".join(f"{day:%a} {count}" for day, count in sorted(outcome.per_day.items())))
+        self.login_block(accounts, password)
+
+    def login_block(self, accounts: list[str], password: str) -> None:
+        out = self.stdout.write
         port = os.environ.get("PORT", "8000")
         out("")
         out("=" * 60)
