@@ -139,6 +139,27 @@ class Patient(models.Model):
         return f"Patient {self.mrn}"
 
 
+class MedicationHold(models.Model):
+    """An anticoagulant or antiplatelet the patient must stop before a high-bleeding-risk case.
+
+    The case may not start before ``last_dose_on + hold_days + 1`` (that many whole days
+    without the drug); while ``last_dose_on`` is empty the patient is still taking it and the
+    hold counts from today.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="medication_holds")
+    medication = models.CharField(max_length=60)
+    hold_days = models.PositiveSmallIntegerField()
+    last_dose_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["patient", "medication"]
+
+    def __str__(self) -> str:
+        return f"{self.medication} hold {self.hold_days} d"
+
+
 class BookingStatus(models.TextChoices):
     HOLD = "hold", "Hold"
     SCHEDULED = "scheduled", "Scheduled"
@@ -261,7 +282,11 @@ class Allocation(models.Model):
                 condition=_role_matches_column(), name="scheduling_allocation_role_matches_resource"
             ),
         ]
-        indexes = [models.Index(fields=["starts_at", "ends_at"], name="scheduling_alloc_window_idx")]
+        # (resource, end) lets SQLite find a resource's legs that end after a window starts
+        # without scanning its history; PostgreSQL uses the exclusion constraints' GiST indexes.
+        indexes = [
+            models.Index(fields=[column, "ends_at"], name=f"sched_alloc_{column}_end") for column in RESOURCE_COLUMNS
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}-{self.ends_at.astimezone(UTC):%H:%M}Z"

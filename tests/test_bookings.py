@@ -317,12 +317,34 @@ def test_kyphoplasty_under_mac_needs_the_anesthesia_provider(clinic):
     assert booking.legs.get(role="anesthesia").staff == clinic.anesthesia
 
 
-def test_a_missing_resource_is_named(clinic):
-    with pytest.raises(BookingInvalid) as caught:
-        create(clinic, resources=clinic.resources(recovery_bay=None))
-    [problem] = caught.value.problems
-    assert (problem.code, problem.field, problem.role) == ("resource_missing", "recovery_bay", "recovery_bay")
-    assert_nothing_written()
+def test_an_open_role_is_filled_by_the_engine(clinic):
+    create(clinic)  # holds Bay 1 from 10:00 to 12:00
+    second = create(
+        clinic,
+        start=NINE + dt.timedelta(minutes=80),
+        patient=clinic.patients[1],
+        resources=clinic.resources(recovery_bay=None),
+    )
+    assert second.legs.get(role="recovery_bay").bay == clinic.bays[1]
+
+
+def test_unnamed_roles_are_all_picked_and_pins_are_kept(clinic):
+    booking = create(clinic, resources=ResourceChoice(room=clinic.rooms[1]))
+    legs = {leg.role: leg for leg in booking.legs.all()}
+    assert legs["room"].room == clinic.rooms[1]
+    assert legs["c_arm"].equipment == clinic.c_arms[1]  # C-arm 1 is fixed in the other room
+    assert legs["physician"].staff == clinic.physicians[0]  # the only one privileged for VP
+    assert legs["sedation_nurse"].staff == clinic.nurses[0]  # the only sedation-capable nurse
+    assert overlapping_active_legs() == []
+
+
+def test_when_nothing_fits_the_reasons_are_given_and_nothing_written(clinic):
+    create(clinic)
+    with pytest.raises(SlotUnavailable) as caught:
+        create(clinic, start=NINE + dt.timedelta(minutes=10), patient=clinic.patients[1], resources=ResourceChoice())
+    messages = [c["message"] for c in caught.value.conflicts]
+    assert "Dr. Ana Reyes is booked 09:20–10:00 (physician needed 09:30–10:10)." in messages
+    assert Booking.objects.count() == 1
 
 
 def test_one_person_in_two_roles_is_refused(clinic):

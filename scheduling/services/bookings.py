@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
 from core.audit import audit_record
-from scheduling.errors import BookingInvalid, InvalidTransition, Problem
+from rooms.models import Equipment, ProcedureRoom, RecoveryBay
+from scheduling.availability.search import Pins, assign_resources, explain_start
+from scheduling.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
 from scheduling.guard import ensure_free, lock_resources, overlap_as_conflict
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
 from scheduling.models import (
@@ -23,6 +26,7 @@ from scheduling.models import (
 )
 from scheduling.resources import ROLE_FIELD, BoundLeg, ResourceChoice
 from scheduling.validation import CaseContext, require_aware, validate_case
+from staff.models import StaffMember
 
 RESCHEDULABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED})
 CANCELLABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN, BookingStatus.READY})
@@ -66,6 +70,60 @@ def bind_legs(
                 )
             staff_seen[leg.resource_id] = leg.role
     return bound
+
+
+def _complete_resources(
+    *,
+    procedure_type: ProcedureType,
+    patient: Patient,
+    starts_at: datetime,
+    levels: int,
+    sedation: str | None,
+    resources: ResourceChoice,
+    site_id: int | None,
+) -> ResourceChoice:
+    """Fill every role left open with the engine's choice; raise SlotUnavailable if none fits."""
+    sedation = resolve_sedation(procedure_type, sedation)
+    plan = plan_legs(procedure_type, levels=levels, sedation=sedation)
+    open_roles = [s.role for s in plan if s.role != LegRole.PATIENT and resources.for_role(s.role) is None]
+    if not open_roles:
+        return resources
+    pinned = {str(s.role): obj.pk for s in plan if s.role != LegRole.PATIENT and (obj := resources.for_role(s.role))}
+    if site_id is None and resources.room is not None:
+        site_id = resources.room.site_id
+    pins = Pins(site_id=site_id, by_role=pinned)
+    picked = assign_resources(
+        procedure_type=procedure_type, starts_at=starts_at, levels=levels, sedation=sedation, pins=pins, patient=patient
+    )
+    if picked is None:
+        problems = explain_start(
+            procedure_type=procedure_type,
+            starts_at=starts_at,
+            levels=levels,
+            sedation=sedation,
+            pins=pins,
+            patient=patient,
+        )
+        conflicts = [{"role": p.role, "code": p.code, "message": p.message} for p in problems]
+        raise SlotUnavailable(conflicts or [{"role": None, "code": "no_combination", "message": "Nothing fits then."}])
+    _, chosen = picked
+    wanted: dict[str, list[int]] = {}
+    for column, rid in chosen.values():
+        wanted.setdefault(column, []).append(rid)
+    loaded: dict[tuple[str, int], Any] = {}
+    models_by_column: dict[str, Any] = {
+        "room": ProcedureRoom.objects.select_related("site"),
+        "equipment": Equipment.objects.all(),
+        "bay": RecoveryBay.objects.all(),
+        "staff": StaffMember.objects.all(),
+    }
+    for column, ids in wanted.items():
+        for obj in models_by_column[column].filter(pk__in=ids):
+            loaded[(column, obj.pk)] = obj
+    result = dataclasses.replace(resources)
+    for role in open_roles:
+        setattr(result, ROLE_FIELD[role], loaded[chosen[str(role)]])
+    return result
 
 
 def _write_legs(booking: Booking, legs: list[BoundLeg]) -> None:
@@ -137,26 +195,37 @@ def booking_create(
     sedation: str | None = None,
     status: str = BookingStatus.SCHEDULED,
     allow_past: bool = False,
+    site_id: int | None = None,
 ) -> Booking:
-    """Book a case with the resources named in ``resources``.
+    """Book a case. Resources named in ``resources`` are pinned; the availability engine picks
+    the rest (at ``site_id`` if given), inside this transaction and under its locks.
 
-    Preconditions: ``starts_at`` is aware; every role the procedure needs at this sedation
-    level is named. Locks every resource (advisory locks on PostgreSQL, the IMMEDIATE write
+    Preconditions: ``starts_at`` is aware. Locks every resource (advisory locks on PostgreSQL, the IMMEDIATE write
     lock on SQLite) before checking for clashes, so the check and the insert are atomic.
     Raises BookingInvalid (rules) or SlotUnavailable (a clash); nothing is written then.
     """
     if status not in (BookingStatus.HOLD, BookingStatus.SCHEDULED):
         raise BookingInvalid([Problem("invalid_status", "A new booking is a hold or scheduled.", field="status")])
-    ctx, sedation = _prepare(
-        procedure_type=procedure_type,
-        patient=patient,
-        starts_at=starts_at,
-        levels=levels,
-        sedation=sedation,
-        resources=resources,
-    )
-    start, end, arrival = _span(ctx.legs)
+    require_aware(starts_at, "start")
     with transaction.atomic():
+        resources = _complete_resources(
+            procedure_type=procedure_type,
+            patient=patient,
+            starts_at=starts_at,
+            levels=levels,
+            sedation=sedation,
+            resources=resources,
+            site_id=site_id,
+        )
+        ctx, sedation = _prepare(
+            procedure_type=procedure_type,
+            patient=patient,
+            starts_at=starts_at,
+            levels=levels,
+            sedation=sedation,
+            resources=resources,
+        )
+        start, end, arrival = _span(ctx.legs)
         booking = Booking(
             patient=patient,
             procedure_type=procedure_type,
