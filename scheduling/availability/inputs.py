@@ -103,6 +103,10 @@ class Inventory:
     credentials: list[CredentialRow] = field(default_factory=list)
 
 
+# PostgreSQL types a UNION pairwise, so NULL-only id columns must say what they are.
+NULL_ID = "CAST(NULL AS BIGINT)"
+
+
 def load_inventory(*, site_id: int | None, staff_roles: list[str]) -> Inventory:
     """Query 1: active inventory, as one UNION ALL of text columns so both engines agree."""
     site_filter = "AND site_id = %s" if site_id is not None else ""
@@ -117,17 +121,17 @@ def load_inventory(*, site_id: int | None, staff_roles: list[str]) -> Inventory:
 
     site_args = [site_id] if site_id is not None else []
     part(
-        f"SELECT 'site', id, NULL, name, timezone, jurisdiction, NULL, NULL, NULL, NULL FROM {_t(Site._meta.db_table)} "
-        f"WHERE is_active {'AND id = %s' if site_id is not None else ''}",
+        f"SELECT 'site', id, {NULL_ID}, name, timezone, jurisdiction, {NULL_ID}, NULL, NULL, NULL "
+        f"FROM {_t(Site._meta.db_table)} WHERE is_active {'AND id = %s' if site_id is not None else ''}",
         *site_args,
     )
     part(
         "SELECT 'hours', site_id, room_id, CAST(weekday AS TEXT), CAST(opens_at AS TEXT), CAST(closes_at AS TEXT), "
-        f"NULL, NULL, NULL, NULL FROM {_t(OpeningHours._meta.db_table)} WHERE 1 = 1 {site_filter}",
+        f"{NULL_ID}, NULL, NULL, NULL FROM {_t(OpeningHours._meta.db_table)} WHERE 1 = 1 {site_filter}",
         *site_args,
     )
     part(
-        "SELECT 'room', id, site_id, name, CAST(capabilities AS TEXT), NULL, NULL, NULL, NULL, NULL "
+        f"SELECT 'room', id, site_id, name, CAST(capabilities AS TEXT), NULL, {NULL_ID}, NULL, NULL, NULL "
         f"FROM {_t(ProcedureRoom._meta.db_table)} WHERE is_active {site_filter}",
         *site_args,
     )
@@ -137,26 +141,26 @@ def load_inventory(*, site_id: int | None, staff_roles: list[str]) -> Inventory:
         *site_args,
     )
     part(
-        f"SELECT 'bay', id, site_id, name, NULL, NULL, NULL, NULL, NULL, NULL FROM {_t(RecoveryBay._meta.db_table)} "
-        f"WHERE is_active {site_filter}",
+        f"SELECT 'bay', id, site_id, name, NULL, NULL, {NULL_ID}, NULL, NULL, NULL "
+        f"FROM {_t(RecoveryBay._meta.db_table)} WHERE is_active {site_filter}",
         *site_args,
     )
     part(
-        "SELECT 'staff', id, NULL, first_name || ' ' || last_name, role, "
-        "CASE WHEN sedation_capable THEN '1' ELSE '0' END, NULL, NULL, NULL, NULL "
+        f"SELECT 'staff', id, {NULL_ID}, first_name || ' ' || last_name, role, "
+        f"CASE WHEN sedation_capable THEN '1' ELSE '0' END, {NULL_ID}, NULL, NULL, NULL "
         f"FROM {_t(StaffMember._meta.db_table)} WHERE is_active AND role IN ({role_marks})",
         *roles,
     )
     part(
         "SELECT 'shift', sh.staff_id, sh.site_id, CAST(sh.weekday AS TEXT), CAST(sh.starts_at AS TEXT), "
-        "CAST(sh.ends_at AS TEXT), NULL, CAST(sh.valid_from AS TEXT), CAST(sh.valid_until AS TEXT), NULL "
+        f"CAST(sh.ends_at AS TEXT), {NULL_ID}, CAST(sh.valid_from AS TEXT), CAST(sh.valid_until AS TEXT), NULL "
         f"FROM {_t(Shift._meta.db_table)} sh JOIN {_t(StaffMember._meta.db_table)} st ON st.id = sh.staff_id "
         f"WHERE st.is_active AND st.role IN ({role_marks}) {site_filter.replace('site_id', 'sh.site_id')}",
         *roles,
         *site_args,
     )
     part(
-        "SELECT 'credential', c.staff_id, NULL, c.kind, c.procedure_code, c.jurisdiction, NULL, "
+        f"SELECT 'credential', c.staff_id, {NULL_ID}, c.kind, c.procedure_code, c.jurisdiction, {NULL_ID}, "
         "CAST(c.valid_from AS TEXT), CAST(c.expires_on AS TEXT), NULL "
         f"FROM {_t(Credential._meta.db_table)} c JOIN {_t(StaffMember._meta.db_table)} st ON st.id = c.staff_id "
         f"WHERE st.is_active AND st.role IN ({role_marks})",
