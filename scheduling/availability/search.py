@@ -153,6 +153,8 @@ def _candidates_for(
             for r in inv.resources
             if r.kind == "equipment" and r.site_id == site.id and r.role == EQUIPMENT_KIND[role]
         ]
+        if pins.room_id is not None:
+            rows = [r for r in rows if r.room_id in (None, pins.room_id)]
     elif role == LegRole.RECOVERY_BAY:
         rows = [r for r in inv.resources if r.kind == "bay" and r.site_id == site.id]
     else:
