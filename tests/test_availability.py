@@ -438,3 +438,21 @@ def test_property_cancelling_brings_the_start_back(clinic, day, slot_index):
         assert after == before
         assert start in after
         transaction.set_rollback(True)
+
+
+def test_reason_tech_permit_expired(clinic):
+    clinic.techs[0].credentials.update(expires_on=dt.date(2027, 1, 10))
+    problems = reasons(clinic, local(MONDAY, 9), pins=Pins(by_role={"rad_tech": clinic.techs[0].pk}))
+    assert [p.message for p in problems] == [
+        "Tia Tech1 has no valid fluoroscopy permit for TX (radiology tech needed 09:00–10:00)."
+    ]
+
+
+def test_reason_room_outside_its_own_hours(clinic):
+    from tests import factories as f
+
+    f.OpeningHoursFactory(
+        site=clinic.site, room=clinic.rooms[0], weekday=0, opens_at=dt.time(12), closes_at=dt.time(18)
+    )
+    [problem] = reasons(clinic, local(MONDAY, 9), pins=Pins(room_id=clinic.rooms[0].pk))
+    assert problem.message == "Fluoro 1 is outside opening hours (procedure room needed 09:00–10:20)."
