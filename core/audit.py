@@ -24,3 +24,20 @@ def audit_record(*, actor: Any, action: str, obj: models.Model, details: dict[st
         object_id=str(obj.pk),
         details=details or {},
     )
+
+
+def audit_read(
+    *, actor: Any, action: str, object_type: str, object_ids: list[Any], details: dict[str, Any] | None = None
+) -> AuditEvent | None:
+    """Record that ``actor`` read these records of patient data: one row per request."""
+    if not object_ids:
+        return None
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_ids[0]) if len(object_ids) == 1 else f"{len(object_ids)} records",
+        details={"ids": [str(i) for i in object_ids], **(details or {})},
+    )

@@ -23,6 +23,13 @@ MONDAY = dt.date(2027, 1, 11)
 NOW = dt.datetime(2027, 1, 4, 12, 0, tzinfo=dt.UTC)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     vendor = connection.vendor
     require_pg = os.environ.get("REQUIRE_POSTGRES") == "1"

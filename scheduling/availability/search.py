@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -118,12 +119,13 @@ class ResourceState:
 
     row: ResourceRow
     working: list[engine.Span]
-    blocks: list[tuple[int, int, str]]  # (start, end, reason) in minutes
+    # (start, end, reason, the clashing leg if a booking holds it), in minutes
+    blocks: list[tuple[int, int, str, dict[str, Any] | None]]
     credential_ok: Callable[[date], bool] | None = None
     credential_problem: str = ""
 
     def free(self) -> list[engine.Span]:
-        return engine.subtract(self.working, ((s, e) for s, e, _ in self.blocks))
+        return engine.subtract(self.working, ((s, e) for s, e, _, _ in self.blocks))
 
 
 @dataclass
@@ -326,8 +328,8 @@ def fill_free_time(
                     ok, problem = _credential_check(role, row, inv, procedure_type, plan.site)
                     state.credential_ok, state.credential_problem = ok, problem
                     state.working = _shift_spans(inv, row.id, plan.site, zone, lo, hi, ok)
-                labelled = [
-                    (to_min(b.start), ceil_min(b.end), _block_reason(b, zone, row.name))
+                labelled: list[tuple[int, int, str, dict[str, Any] | None]] = [
+                    (to_min(b.start), ceil_min(b.end), _block_reason(b, zone, row.name), None)
                     for b in blocks_by.get((column, row.id), [])
                 ]
                 for leg in busy_by.get((column, row.id), []):
@@ -337,7 +339,20 @@ def fill_free_time(
                         if row.kind == "patient"
                         else f"{row.name} is booked {span}"
                     )
-                    labelled.append((to_min(leg.start), ceil_min(leg.end), reason))
+                    clash = {
+                        "resource": {
+                            "kind": "recovery_bay" if row.kind == "bay" else row.kind,
+                            "id": row.id,
+                            "name": row.name,
+                        },
+                        "clashing": {
+                            "booking": leg.booking_id,
+                            "role": leg.role,
+                            "start": leg.start.isoformat(),
+                            "end": leg.end.isoformat(),
+                        },
+                    }
+                    labelled.append((to_min(leg.start), ceil_min(leg.end), reason, clash))
                 state.blocks = labelled
 
 
@@ -412,6 +427,7 @@ class SearchQuery:
     count: int = 10
     grid_minutes: int = 5
     patient: Patient | None = None
+    not_before: datetime | None = None
 
 
 def _check_query(query: SearchQuery) -> None:
@@ -504,7 +520,7 @@ def availability_search(query: SearchQuery, *, now: datetime | None = None) -> l
 
     slots: list[Slot] = []
     for plan in plans:
-        not_before = ceil_min(now)
+        not_before = ceil_min(max(now, query.not_before) if query.not_before else now)
         if query.procedure_type.bleeding_risk == BleedingRisk.HIGH:
             ends = hold_end(holds, now.astimezone(plan.zone).date())
             if ends is not None:
@@ -543,18 +559,21 @@ def _to_slot(plan: SitePlan, legs: list[LegSpec], found: engine.Assignment) -> S
 # --- explaining a start ---------------------------------------------------------------------
 
 
-def _why_not(state: ResourceState, role: LegRole, lo: int, hi: int, zone: ZoneInfo) -> str | None:
-    """Why this candidate cannot hold ``[lo, hi)``, or None if it can."""
+def _why_not(
+    state: ResourceState, role: LegRole, lo: int, hi: int, zone: ZoneInfo
+) -> tuple[str, dict[str, Any] | None] | None:
+    """Why this candidate cannot hold ``[lo, hi)`` (and the clashing leg, if a booking), or None."""
     row = state.row
     if state.credential_ok is not None and not state.credential_ok(from_min(lo).astimezone(zone).date()):
-        return state.credential_problem
+        return state.credential_problem, None
     if not engine.contains(engine.merge(state.working), lo, hi):
         if row.kind == "staff":
-            return f"outside {row.name}'s shift"
-        return f"{row.name} is outside opening hours" if row.kind == "room" else "outside the site's opening hours"
-    for start, end, reason in sorted(state.blocks):
+            return f"outside {row.name}'s shift", None
+        where = f"{row.name} is outside opening hours" if row.kind == "room" else "outside the site's opening hours"
+        return where, None
+    for start, end, reason, clash in sorted(state.blocks, key=lambda b: (b[0], b[1])):
         if start < hi and lo < end:
-            return reason
+            return reason, clash
     return None
 
 
@@ -643,8 +662,10 @@ def _explain_at_site(
                 Problem("no_candidate", f"No {noun} at {plan.site.name} can do this case.", role=str(spec.role))
             )
             continue
-        reasons = {s.row.name: _why_not(s, spec.role, lo, hi, zone) for s in states}
-        if all(reasons.values()):
+        found = {s.row.name: _why_not(s, spec.role, lo, hi, zone) for s in states}
+        if all(found.values()):
+            reasons = {name: why[0] for name, why in found.items() if why}
+            clashes = [why[1] for why in found.values() if why and why[1]]
             if len(states) == 1:
                 message = str(next(iter(reasons.values())))
                 message = message[0].upper() + message[1:]
@@ -656,7 +677,11 @@ def _explain_at_site(
                     "leg_unavailable",
                     message,
                     role=str(spec.role),
-                    extra={"candidates": {k: v for k, v in reasons.items()}},
+                    extra={
+                        "candidates": reasons,
+                        "requested": {"start": from_min(lo).isoformat(), "end": from_min(hi).isoformat()},
+                        **({"clashes": clashes} if clashes else {}),
+                    },
                 )
             )
     if not problems:

@@ -104,7 +104,7 @@ def _complete_resources(
             pins=pins,
             patient=patient,
         )
-        conflicts = [{"role": p.role, "code": p.code, "message": p.message} for p in problems]
+        conflicts = [conflict_from_problem(p) for p in problems]
         raise SlotUnavailable(conflicts or [{"role": None, "code": "no_combination", "message": "Nothing fits then."}])
     _, chosen = picked
     wanted: dict[str, list[int]] = {}
@@ -124,6 +124,17 @@ def _complete_resources(
     for role in open_roles:
         setattr(result, ROLE_FIELD[role], loaded[chosen[str(role)]])
     return result
+
+
+def conflict_from_problem(problem: Problem) -> dict[str, Any]:
+    """A reason from the engine in the same shape as a clash found by the guard."""
+    conflict: dict[str, Any] = {"role": problem.role, "code": problem.code, "message": problem.message}
+    clashes = problem.extra.get("clashes") or []
+    if clashes:
+        conflict.update(resource=clashes[0]["resource"], clashing=clashes[0]["clashing"])
+    if "requested" in problem.extra:
+        conflict["requested"] = problem.extra["requested"]
+    return conflict
 
 
 def _write_legs(booking: Booking, legs: list[BoundLeg]) -> None:

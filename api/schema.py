@@ -1,0 +1,31 @@
+"""OpenAPI: every operation documents the error responses it can give."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+
+from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
+
+COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 415, 429, 503)
+
+
+class ProblemAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        extra = set(COMMON_ERRORS) | set(getattr(self.view, "extra_error_statuses", {}).get(self._action_name(), ()))
+        for status in sorted(extra):
+            key = str(status)
+            if key not in responses:
+                responses[key] = self._get_response_for_code(
+                    OpenApiResponse(ProblemSerializer, description=f"Problem details ({status})"),
+                    key,
+                    media_types=[PROBLEM_CONTENT_TYPE],
+                    direction=direction,
+                )
+        return responses
+
+    def _action_name(self) -> str:
+        return getattr(self.view, "action", None) or self.method.lower()
