@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
 from django.http import Http404
 from rest_framework import exceptions, serializers
@@ -84,6 +84,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return problem(400, "invalid", _detail_text(errors), errors=errors)
     if isinstance(exc, ProtectedError):
         return problem(409, "in_use", "It is still referred to by other records, so it cannot be deleted.")
+    if isinstance(exc, DataError):
+        # A value the database cannot hold (out of range, NUL byte) that slipped past validation.
+        return problem(400, "invalid", "A value in the request is out of range or malformed.")
     if isinstance(exc, IntegrityError):
         return problem(409, "conflict", "The change conflicts with data already stored.")
     if isinstance(exc, OperationalError | InterfaceError):

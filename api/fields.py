@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -40,3 +42,47 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 def local_iso(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).isoformat()
+
+
+MAX_ID = 2**63 - 1
+
+
+class IdField(serializers.PrimaryKeyRelatedField):
+    """A primary key that is checked to be a positive 64-bit integer before any query, so an
+    absurd id is a 400, never a database error."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        text = str(data).strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(int(text))
+
+
+class ClinicDateField(serializers.DateField):
+    """A calendar date within the years the clinic schedules (2000-2200)."""
+
+    default_error_messages = {"range": "The year must be between 2000 and 2200."}
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        if not 2000 <= parsed.year <= 2200:
+            self.fail("range")
+        return parsed
+
+
+@extend_schema_field({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", "example": "07:00"})
+class WallClockTimeField(serializers.TimeField):
+    """A local wall-clock time (HH:MM or HH:MM:SS) in the site's zone; no offset, by design."""
+
+
+class CodeField(serializers.SlugRelatedField):
+    """A catalogue code (letters, digits, dashes), checked before it reaches a query."""
+
+    pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or not self.pattern.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
+        return super().to_internal_value(data)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from rest_framework import serializers
 
-from api.fields import AwareDateTimeField, local_iso
+from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, WallClockTimeField, local_iso
 from api.permissions import ADMIN, NURSE, PHYSICIAN, SCHEDULER, TECH
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import MAX_WINDOW_DAYS
@@ -18,6 +18,9 @@ from staff.models import Credential, Shift, StaffMember, TimeOff
 
 
 class OpeningHoursSerializer(serializers.ModelSerializer):
+    opens_at = WallClockTimeField()
+    closes_at = WallClockTimeField()
+
     class Meta:
         model = OpeningHours
         fields = ["id", "site", "room", "weekday", "opens_at", "closes_at"]
@@ -71,6 +74,9 @@ class CredentialSerializer(serializers.ModelSerializer):
 
 
 class ShiftSerializer(serializers.ModelSerializer):
+    starts_at = WallClockTimeField()
+    ends_at = WallClockTimeField()
+
     class Meta:
         model = Shift
         fields = ["id", "staff", "site", "weekday", "starts_at", "ends_at", "valid_from", "valid_until"]
@@ -216,40 +222,30 @@ class AvailabilityResultSerializer(serializers.Serializer):
 
 
 class PinsInput(serializers.Serializer):
-    physician = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.filter(role="physician"), required=False
-    )
-    room = serializers.PrimaryKeyRelatedField(queryset=ProcedureRoom.objects.all(), required=False)
-    c_arm = serializers.PrimaryKeyRelatedField(queryset=Equipment.objects.filter(kind="c_arm"), required=False)
-    rf_generator = serializers.PrimaryKeyRelatedField(
-        queryset=Equipment.objects.filter(kind="rf_generator"), required=False
-    )
-    rad_tech = serializers.PrimaryKeyRelatedField(queryset=StaffMember.objects.filter(role="rad_tech"), required=False)
-    sedation_staff = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.filter(role__in=["nurse", "anesthesia"]), required=False
-    )
-    device_rep = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.filter(role="device_rep"), required=False
-    )
-    recovery_bay = serializers.PrimaryKeyRelatedField(queryset=RecoveryBay.objects.all(), required=False)
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), required=False)
+    physician = IdField(queryset=StaffMember.objects.filter(role="physician"), required=False)
+    room = IdField(queryset=ProcedureRoom.objects.all(), required=False)
+    c_arm = IdField(queryset=Equipment.objects.filter(kind="c_arm"), required=False)
+    rf_generator = IdField(queryset=Equipment.objects.filter(kind="rf_generator"), required=False)
+    rad_tech = IdField(queryset=StaffMember.objects.filter(role="rad_tech"), required=False)
+    sedation_staff = IdField(queryset=StaffMember.objects.filter(role__in=["nurse", "anesthesia"]), required=False)
+    device_rep = IdField(queryset=StaffMember.objects.filter(role="device_rep"), required=False)
+    recovery_bay = IdField(queryset=RecoveryBay.objects.all(), required=False)
+    site = IdField(queryset=Site.objects.all(), required=False)
 
 
 class AvailabilityQuery(serializers.Serializer):
-    procedure_type = serializers.SlugRelatedField(
+    procedure_type = CodeField(
         slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
     )
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
-    to = serializers.DateField()
+    to = ClinicDateField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
-    physician = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.filter(role="physician"), required=False
-    )
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), required=False)
-    room = serializers.PrimaryKeyRelatedField(queryset=ProcedureRoom.objects.all(), required=False)
-    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.all(), required=False)
-    earliest = serializers.TimeField(required=False, help_text="Earliest start, site-local time of day")
-    latest = serializers.TimeField(required=False, help_text="Latest start, site-local time of day")
+    physician = IdField(queryset=StaffMember.objects.filter(role="physician"), required=False)
+    site = IdField(queryset=Site.objects.all(), required=False)
+    room = IdField(queryset=ProcedureRoom.objects.all(), required=False)
+    patient = IdField(queryset=Patient.objects.all(), required=False)
+    earliest = WallClockTimeField(required=False, help_text="Earliest start, site-local time of day")
+    latest = WallClockTimeField(required=False, help_text="Latest start, site-local time of day")
     limit = serializers.IntegerField(min_value=1, max_value=200, default=10)
     grid = serializers.IntegerField(min_value=1, max_value=60, default=5, help_text="Minutes between starts")
 
@@ -267,22 +263,20 @@ class AvailabilityQuery(serializers.Serializer):
 
 
 # "from" is a Python keyword, so the field is added by name.
-AvailabilityQuery._declared_fields["from"] = serializers.DateField()
+AvailabilityQuery._declared_fields["from"] = ClinicDateField()
 
 
 class ReasonsQuery(serializers.Serializer):
-    procedure_type = serializers.SlugRelatedField(
+    procedure_type = CodeField(
         slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
     )
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
-    physician = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.filter(role="physician"), required=False
-    )
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), required=False)
-    room = serializers.PrimaryKeyRelatedField(queryset=ProcedureRoom.objects.all(), required=False)
-    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.all(), required=False)
+    physician = IdField(queryset=StaffMember.objects.filter(role="physician"), required=False)
+    site = IdField(queryset=Site.objects.all(), required=False)
+    room = IdField(queryset=ProcedureRoom.objects.all(), required=False)
+    patient = IdField(queryset=Patient.objects.all(), required=False)
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -300,8 +294,8 @@ class ReasonsResultSerializer(serializers.Serializer):
 
 
 class BookingCreateInput(PinsInput):
-    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.all())
-    procedure_type = serializers.SlugRelatedField(
+    patient = IdField(queryset=Patient.objects.all())
+    procedure_type = CodeField(
         slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
     )
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)

@@ -4,7 +4,14 @@ from rest_framework.routers import DefaultRouter
 
 from api import views
 
-router = DefaultRouter(trailing_slash=True)
+
+class Router(DefaultRouter):
+    # Ids are positive 64-bit integers; anything else is a 404 without a query.
+    def get_lookup_regex(self, viewset: object, lookup_prefix: str = "") -> str:
+        return rf"(?P<{lookup_prefix}pk>[0-9]{{1,18}})"
+
+
+router = Router(trailing_slash=True)
 router.include_root_view = False
 router.register("sites", views.SiteViewSet, basename="site")
 router.register("opening-hours", views.OpeningHoursViewSet, basename="opening-hours")

@@ -24,7 +24,8 @@ from rest_framework.views import APIView
 from api import serializers as s
 from api.authentication import issue_token
 from api.errors import exception_handler, problem
-from api.fields import local_iso
+from api.fields import ClinicDateField, IdField, local_iso
+from api.filters import IdFilter, SafeFilterSet
 from api.idempotency import run_idempotent
 from api.models import ApiToken
 from api.permissions import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
@@ -33,7 +34,7 @@ from core.services import record_create, record_delete, record_update
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import Pins, SearchQuery, Slot, availability_search, explain_start
 from scheduling.errors import SlotUnavailable
-from scheduling.models import Allocation, Booking, MedicationHold, Patient, ProcedureType
+from scheduling.models import Allocation, Booking, BookingStatus, MedicationHold, Patient, ProcedureType
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from staff.models import Credential, Shift, StaffMember, TimeOff
@@ -381,14 +382,14 @@ class ReasonsView(APIView):
 # --- bookings -----------------------------------------------------------------------------
 
 
-class BookingFilter(filters.FilterSet):
+class BookingFilter(SafeFilterSet):
     date_from = filters.DateFilter(method="filter_from", label="Starts on or after this date (UTC)")
     date_to = filters.DateFilter(method="filter_to", label="Starts on or before this date (UTC)")
-    physician = filters.NumberFilter(method="filter_physician")
-    room = filters.NumberFilter(method="filter_room")
-    status = filters.CharFilter(field_name="status")
-    site = filters.NumberFilter(field_name="site_id")
-    patient = filters.NumberFilter(field_name="patient_id")
+    physician = IdFilter(method="filter_physician")
+    room = IdFilter(method="filter_room")
+    status = filters.ChoiceFilter(field_name="status", choices=BookingStatus.choices)
+    site = IdFilter(field_name="site_id")
+    patient = IdFilter(field_name="patient_id")
 
     class Meta:
         model = Booking
@@ -575,7 +576,7 @@ class BookingViewSet(viewsets.GenericViewSet):
 
 def _query_date(request: Request, name: str) -> date:
     raw = request.query_params.get(name)
-    field = serializers.DateField()
+    field = ClinicDateField()
     try:
         return field.to_internal_value(raw) if raw else _missing(name)
     except serializers.ValidationError as exc:
@@ -587,8 +588,8 @@ def _missing(name: str) -> date:
 
 
 class DailyListQuery(serializers.Serializer):
-    physician = serializers.PrimaryKeyRelatedField(queryset=StaffMember.objects.filter(role="physician"))
-    date = serializers.DateField()
+    physician = IdField(queryset=StaffMember.objects.filter(role="physician"))
+    date = ClinicDateField()
 
 
 class DailyListView(APIView):

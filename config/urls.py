@@ -1,7 +1,32 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views import defaults
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
 ]
+
+
+def _problem(status: int, code: str, title: str, detail: str) -> JsonResponse:
+    body = {"type": f"/api/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
+    return JsonResponse(body, status=status, content_type="application/problem+json")
+
+
+def not_found(request: HttpRequest, exception: Any) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return _problem(404, "not_found", "Not found", "No such address in the API.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return _problem(500, "server_error", "Server error", "Something failed on our side; it has been logged.")
+    return defaults.server_error(request)
+
+
+handler404 = not_found
+handler500 = server_error
