@@ -234,9 +234,7 @@ class PinsInput(serializers.Serializer):
 
 
 class AvailabilityQuery(serializers.Serializer):
-    procedure_type = CodeField(
-        slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
-    )
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     to = ClinicDateField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
@@ -267,9 +265,7 @@ AvailabilityQuery._declared_fields["from"] = ClinicDateField()
 
 
 class ReasonsQuery(serializers.Serializer):
-    procedure_type = CodeField(
-        slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
-    )
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
@@ -295,9 +291,7 @@ class ReasonsResultSerializer(serializers.Serializer):
 
 class BookingCreateInput(PinsInput):
     patient = IdField(queryset=Patient.objects.all())
-    procedure_type = CodeField(
-        slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
-    )
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)

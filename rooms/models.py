@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
@@ -32,6 +33,13 @@ class Site(models.Model):
     jurisdiction = models.CharField(
         max_length=40, blank=True, help_text="State or body whose fluoroscopy permits apply here, e.g. TX."
     )
+    notify_email = models.EmailField(blank=True, help_text="Charge nurse / front desk: alerts and work lists.")
+    # Readiness policy; defaults from DOMAIN.md, edited per clinic.
+    lab_window_days = models.PositiveSmallIntegerField(default=7, help_text="INR and platelets must be this recent.")
+    inr_max = models.DecimalField(max_digits=3, decimal_places=1, default=Decimal("1.5"))
+    platelets_min = models.PositiveIntegerField(default=50, help_text="Thousand per microlitre.")
+    npo_solids_hours = models.PositiveSmallIntegerField(default=8)
+    npo_clears_hours = models.PositiveSmallIntegerField(default=2)
     is_active = models.BooleanField(default=True)
 
     class Meta:

@@ -82,6 +82,9 @@ class ProcedureType(models.Model):
     bleeding_risk = models.CharField(max_length=20, choices=BleedingRisk.choices)
     requires_escort = models.BooleanField(default=False, help_text="Escort needed even without sedation.")
     requires_imaging = models.BooleanField(default=False)
+    requires_pregnancy_screen = models.BooleanField(
+        default=True, help_text="The pelvis or a vertebral body is in the beam."
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -197,6 +200,7 @@ class CancelReason(models.TextChoices):
     EQUIPMENT_DOWN = "equipment_down", "Equipment down"
     PHYSICIAN_UNAVAILABLE = "physician_unavailable", "Physician unavailable"
     SCHEDULING_ERROR = "scheduling_error", "Booked in error"
+    HOLD_EXPIRED = "hold_expired", "Hold expired"
     OTHER = "other", "Other"
 
 
@@ -212,6 +216,15 @@ class Booking(models.Model):
     arrival_at = models.DateTimeField(help_text="When the patient is asked to arrive.")
     cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, blank=True)
     cancel_note = models.CharField(max_length=255, blank=True)
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    # When each step of the day happened (who did it is in the audit trail).
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    procedure_started_at = models.DateTimeField(null=True, blank=True)
+    procedure_ended_at = models.DateTimeField(null=True, blank=True)
+    recovery_started_at = models.DateTimeField(null=True, blank=True)
+    ready_for_discharge_at = models.DateTimeField(null=True, blank=True)
+    discharged_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -270,6 +283,9 @@ class Allocation(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     is_active = models.BooleanField(default=True)
+    # Set on the legs of a hold: searches treat them as free from then, and the next write
+    # that needs the resource releases them.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -300,3 +316,152 @@ class Allocation(models.Model):
         value = getattr(self, f"{self.resource_column}_id")
         assert value is not None
         return int(value)
+
+
+class PregnancyStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not screened"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+    NEGATIVE = "negative", "Negative"
+    POSITIVE = "positive", "Positive"
+
+
+class CaseChecklist(models.Model):
+    """What staff record on the day; the readiness gate reads it with the patient's records."""
+
+    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="checklist")
+    consent_signed_at = models.DateTimeField(null=True, blank=True)
+    escort_confirmed = models.BooleanField(default=False, help_text="Pickup by the responsible adult confirmed.")
+    escort_present_at = models.DateTimeField(null=True, blank=True)
+    last_solids_at = models.DateTimeField(null=True, blank=True)
+    last_clears_at = models.DateTimeField(null=True, blank=True)
+    pregnancy_status = models.CharField(max_length=20, choices=PregnancyStatus.choices, default=PregnancyStatus.UNKNOWN)
+    allergies_reviewed = models.BooleanField(default=False)
+    override_reason = models.CharField(max_length=255, blank=True)
+    override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    override_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Checklist for booking {self.booking_id}"
+
+
+class LabTest(models.TextChoices):
+    INR = "inr", "INR"
+    PLATELETS = "platelets", "Platelets (10^3/uL)"
+
+
+class LabResult(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="lab_results")
+    test = models.CharField(max_length=20, choices=LabTest.choices)
+    value = models.DecimalField(max_digits=7, decimal_places=2)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-taken_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_test_display()} {self.value}"
+
+
+class ImagingModality(models.TextChoices):
+    MRI_STIR = "mri_stir", "MRI with STIR"
+    CT = "ct", "CT"
+    BONE_SCAN = "bone_scan", "Bone scan"
+
+
+class ImagingStudy(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="imaging_studies")
+    modality = models.CharField(max_length=20, choices=ImagingModality.choices)
+    performed_on = models.DateField()
+
+    class Meta:
+        ordering = ["-performed_on"]
+        verbose_name_plural = "imaging studies"
+
+    def __str__(self) -> str:
+        return f"{self.get_modality_display()} {self.performed_on}"
+
+
+class AlertKind(models.TextChoices):
+    RECOVERY_CLASH = "recovery_clash", "Late case: recovery clash"
+    LEG_CLASH = "leg_clash", "Late case: resource clash"
+    DOWNTIME_IMPACT = "downtime_impact", "Equipment or room downtime hits a booking"
+    DELIVERY_UNKNOWN = "delivery_unknown", "A message may not have been sent"
+
+
+class Alert(models.Model):
+    """Something the charge nurse or a scheduler must look at. Holds ids and times only."""
+
+    site = models.ForeignKey("rooms.Site", on_delete=models.CASCADE, related_name="alerts")
+    booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class NotificationKind(models.TextChoices):
+    PREP_REMINDER = "prep_reminder", "Preparation reminder (2 days before)"
+    DAY_BEFORE_REMINDER = "day_before_reminder", "Day-before reminder"
+    READY_FOR_DISCHARGE = "ready_for_discharge", "Patient ready for discharge"
+    FOLLOW_UP_CALLS = "follow_up_calls", "Next-day follow-up call list"
+    DAILY_LIST = "daily_list", "Physician's daily list"
+    CREDENTIAL_EXPIRY_60 = "credential_expiry_60", "Credential expires in 60 days"
+    CREDENTIAL_EXPIRY_30 = "credential_expiry_30", "Credential expires in 30 days"
+    DOWNTIME_IMPACT = "downtime_impact", "Downtime affects a booking"
+    RECOVERY_CLASH = "recovery_clash", "Recovery clash after a late case"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class Notification(models.Model):
+    """An outbox row: written in the same transaction as the change that calls for it, relayed
+    to the broker by a periodic task once due. ``dedupe_key`` makes each (subject, kind) one row,
+    so it is sent at most once."""
+
+    kind = models.CharField(max_length=30, choices=NotificationKind.choices)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    staff = models.ForeignKey("staff.StaffMember", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey("rooms.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    subject_id = models.BigIntegerField(null=True, blank=True, help_text="Other subject (e.g. a credential) by id.")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["status", "due_at"], name="sched_notification_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.dedupe_key} {self.status}"

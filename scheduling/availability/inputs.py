@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.models import Allocation, MedicationHold
@@ -272,15 +273,20 @@ def busy_legs_sql(ids: dict[str, list[int]]) -> tuple[str, list[Any]]:
         window = "tstzrange(starts_at, ends_at, '[)') && tstzrange(%s, %s, '[)')"
     else:
         window = "starts_at < %s AND ends_at > %s"
-    return f"{select} WHERE is_active AND ({' OR '.join(terms)}) AND {window}", params
+    # A hold's legs stop counting once it expires, before any sweep releases them.
+    unexpired = "(expires_at IS NULL OR expires_at > %s)"
+    return f"{select} WHERE is_active AND ({' OR '.join(terms)}) AND {window} AND {unexpired}", params
 
 
-def load_busy(*, ids: dict[str, list[int]], start: datetime, end: datetime) -> list[BusyLeg]:
-    """Query 3: active legs of these resources overlapping ``[start, end)``."""
+def load_busy(
+    *, ids: dict[str, list[int]], start: datetime, end: datetime, now: datetime | None = None
+) -> list[BusyLeg]:
+    """Query 3: active, unexpired legs of these resources overlapping ``[start, end)``."""
     sql, params = busy_legs_sql(ids)
     ops = connection.ops
     lo, hi = ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)
     params += [lo, hi] if connection.vendor == "postgresql" else [hi, lo]
+    params.append(ops.adapt_datetimefield_value(now or timezone.now()))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
