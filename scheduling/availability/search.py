@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,13 +120,13 @@ class ResourceState:
 
     row: ResourceRow
     working: list[engine.Span]
-    # (start, end, reason, the clashing leg if a booking holds it), in minutes
-    blocks: list[tuple[int, int, str, dict[str, Any] | None]]
+    # (start, end) in minutes and what blocks it; reasons are only put in words when asked for.
+    blocks: list[tuple[int, int, Block | BusyLeg]]
     credential_ok: Callable[[date], bool] | None = None
     credential_problem: str = ""
 
     def free(self) -> list[engine.Span]:
-        return engine.subtract(self.working, ((s, e) for s, e, _, _ in self.blocks))
+        return engine.subtract(self.working, ((s, e) for s, e, _ in self.blocks))
 
 
 @dataclass
@@ -328,32 +329,29 @@ def fill_free_time(
                     ok, problem = _credential_check(role, row, inv, procedure_type, plan.site)
                     state.credential_ok, state.credential_problem = ok, problem
                     state.working = _shift_spans(inv, row.id, plan.site, zone, lo, hi, ok)
-                labelled: list[tuple[int, int, str, dict[str, Any] | None]] = [
-                    (to_min(b.start), ceil_min(b.end), _block_reason(b, zone, row.name), None)
-                    for b in blocks_by.get((column, row.id), [])
+                labelled: list[tuple[int, int, Block | BusyLeg]] = [
+                    (to_min(b.start), ceil_min(b.end), b) for b in blocks_by.get((column, row.id), [])
                 ]
-                for leg in busy_by.get((column, row.id), []):
-                    span = local_span(leg.start, leg.end, zone)
-                    reason = (
-                        f"the patient already has a case {span}"
-                        if row.kind == "patient"
-                        else f"{row.name} is booked {span}"
-                    )
-                    clash = {
-                        "resource": {
-                            "kind": "recovery_bay" if row.kind == "bay" else row.kind,
-                            "id": row.id,
-                            "name": row.name,
-                        },
-                        "clashing": {
-                            "booking": leg.booking_id,
-                            "role": leg.role,
-                            "start": leg.start.isoformat(),
-                            "end": leg.end.isoformat(),
-                        },
-                    }
-                    labelled.append((to_min(leg.start), ceil_min(leg.end), reason, clash))
+                labelled += [(leg.start_s // 60, -(-leg.end_s // 60), leg) for leg in busy_by.get((column, row.id), [])]
                 state.blocks = labelled
+
+
+def _describe_block(source: Block | BusyLeg, row: ResourceRow, zone: ZoneInfo) -> tuple[str, dict[str, Any] | None]:
+    """A block in a scheduler's words, and the clashing leg when a booking holds the resource."""
+    if isinstance(source, Block):
+        return _block_reason(source, zone, row.name), None
+    span = local_span(source.start, source.end, zone)
+    reason = f"the patient already has a case {span}" if row.kind == "patient" else f"{row.name} is booked {span}"
+    clash = {
+        "resource": {"kind": "recovery_bay" if row.kind == "bay" else row.kind, "id": row.id, "name": row.name},
+        "clashing": {
+            "booking": source.booking_id,
+            "role": source.role,
+            "start": source.start.isoformat(),
+            "end": source.end.isoformat(),
+        },
+    }
+    return reason, clash
 
 
 def engine_pools(plan: SitePlan, legs: list[LegSpec]) -> list[engine.LegPool]:
@@ -389,8 +387,16 @@ def make_score(
     room_of_booking = {leg.booking_id: leg.resource_id for leg in busy if leg.role == LegRole.ROOM}
     physician_rooms: dict[tuple[int, date], set[int]] = defaultdict(set)
     bay_load: dict[tuple[int, date], int] = defaultdict(int)
+
+    @lru_cache(maxsize=4096)
+    def day_of_hour(hour: int) -> date:
+        # Offsets change on the hour, so the local date of an hour is the date of all its minutes.
+        return datetime.fromtimestamp(hour * 3600, UTC).astimezone(zone).date()
+
     for leg in busy:
-        day = leg.start.astimezone(zone).date()
+        if leg.role not in (LegRole.PHYSICIAN, LegRole.RECOVERY_BAY):
+            continue
+        day = day_of_hour(leg.start_s // 3600)
         if leg.role == LegRole.PHYSICIAN and leg.booking_id in room_of_booking:
             physician_rooms[(leg.resource_id, day)].add(room_of_booking[leg.booking_id])
         elif leg.role == LegRole.RECOVERY_BAY:
@@ -399,7 +405,7 @@ def make_score(
     def score(
         role: str, candidate: engine.Candidate, start: int, chosen: dict[str, engine.Candidate]
     ) -> tuple[int, ...]:
-        day = from_min(start).astimezone(zone).date()
+        day = day_of_hour(start // 60)
         if role == LegRole.ROOM and pins.physician_id is not None:
             return (0 if candidate.key[1] in physician_rooms.get((pins.physician_id, day), ()) else 1,)
         if role == LegRole.PHYSICIAN and "room" in chosen:
@@ -571,9 +577,9 @@ def _why_not(
             return f"outside {row.name}'s shift", None
         where = f"{row.name} is outside opening hours" if row.kind == "room" else "outside the site's opening hours"
         return where, None
-    for start, end, reason, clash in sorted(state.blocks, key=lambda b: (b[0], b[1])):
+    for start, end, source in sorted(state.blocks, key=lambda b: (b[0], b[1])):
         if start < hi and lo < end:
-            return reason, clash
+            return _describe_block(source, row, zone)
     return None
 
 
