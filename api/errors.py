@@ -17,7 +17,14 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from scheduling.errors import BookingInvalid, InvalidTransition, SchedulingError, SlotUnavailable
+from scheduling.errors import (
+    BookingInvalid,
+    InvalidTransition,
+    OverrideNotPermitted,
+    ReadinessNotMet,
+    SchedulingError,
+    SlotUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -73,6 +80,10 @@ def scheduling_problem(exc: SchedulingError) -> Response:
         )
     if isinstance(exc, InvalidTransition):
         return problem(409, exc.code, exc.message, errors=exc.details or None)
+    if isinstance(exc, ReadinessNotMet):
+        return problem(409, exc.code, exc.message, errors=exc.items)
+    if isinstance(exc, OverrideNotPermitted):
+        return problem(403, exc.code, exc.message, errors=exc.details or None)
     return problem(409, exc.code, exc.message)
 
 

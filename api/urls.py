@@ -2,7 +2,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api import views
+from api import views, workflow_views
 
 
 class Router(DefaultRouter):
@@ -27,6 +27,10 @@ router.register("procedure-types", views.ProcedureTypeViewSet, basename="procedu
 router.register("patients", views.PatientViewSet, basename="patient")
 router.register("medication-holds", views.MedicationHoldViewSet, basename="medication-hold")
 router.register("bookings", views.BookingViewSet, basename="booking")
+router.register("bookings", workflow_views.BookingWorkflowViewSet, basename="booking-workflow")
+router.register("lab-results", workflow_views.LabResultViewSet, basename="lab-result")
+router.register("imaging-studies", workflow_views.ImagingStudyViewSet, basename="imaging-study")
+router.register("alerts", workflow_views.AlertViewSet, basename="alert")
 
 v1: list[URLPattern | URLResolver] = [
     path("auth/token/", views.TokenView.as_view(), name="token"),

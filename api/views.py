@@ -35,6 +35,7 @@ from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, Recov
 from scheduling.availability.search import Pins, SearchQuery, Slot, availability_search, explain_start
 from scheduling.errors import SlotUnavailable
 from scheduling.models import Allocation, Booking, BookingStatus, MedicationHold, Patient, ProcedureType
+from scheduling.readiness import readiness_summaries
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from staff.models import Credential, Shift, StaffMember, TimeOff
@@ -609,7 +610,8 @@ class DailyListView(APIView):
             return problem(403, "permission_denied", "Physicians see their own daily list.")
         role = primary_role(request.user)
         cases = self._cases(physician, day)
-        rows = [self._row(b, role) for b in cases]
+        readiness = readiness_summaries(cases)
+        rows = [self._row(b, role, readiness[b.pk].as_dict()) for b in cases]
         audit_read(
             actor=request.user,
             action="daily_list.read",
@@ -637,7 +639,7 @@ class DailyListView(APIView):
         )
         return [b for b in bookings if b.starts_at.astimezone(ZoneInfo(b.site.timezone)).date() == day]
 
-    def _row(self, booking: Booking, role: str | None) -> dict[str, Any]:
+    def _row(self, booking: Booking, role: str | None, readiness: dict[str, Any]) -> dict[str, Any]:
         zone = ZoneInfo(booking.site.timezone)
         legs = {leg.role: leg for leg in booking.legs.all() if leg.is_active}
         patient = s.patient_data(booking.patient, role)
@@ -661,7 +663,7 @@ class DailyListView(APIView):
             "rad_tech": name("rad_tech"),
             "sedation_staff": name("sedation_nurse") or name("anesthesia"),
             "recovery_bay": name("recovery_bay"),
-            "readiness": "not_checked",
+            "readiness": readiness,
             "patient": patient,
             "escort": {"name": patient.get("escort_name"), "phone": patient.get("escort_phone")}
             if "escort_name" in patient

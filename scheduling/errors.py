@@ -52,3 +52,20 @@ class SlotUnavailable(SchedulingError):
 
 class InvalidTransition(SchedulingError):
     code = "invalid_transition"
+
+
+class ReadinessNotMet(SchedulingError):
+    """The readiness checklist does not pass; ``items`` lists what is outstanding."""
+
+    code = "readiness_not_met"
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+        codes = ", ".join(item["code"] for item in items)
+        super().__init__(f"The readiness checklist is not complete: {codes}.", details={"items": items})
+
+
+class OverrideNotPermitted(SchedulingError):
+    """Only a physician or an administrator may override the readiness gate."""
+
+    code = "override_not_permitted"

@@ -475,6 +475,8 @@ def test_daily_list_is_in_order_with_local_times(clinic, clients):
     assert cases[0]["c_arm"] == "C-arm 1"
     assert cases[0]["sedation"] == "moderate"
     assert cases[0]["escort"] == {"name": "Escort Example", "phone": "555-0101"}
+    assert cases[0]["readiness"]["status"] == "not_ready"
+    assert "consent" in cases[0]["readiness"]["outstanding"]
     assert AuditEvent.objects.filter(action="daily_list.read").count() == 1
 
 
