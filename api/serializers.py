@@ -295,6 +295,9 @@ class BookingCreateInput(PinsInput):
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
+    hold = serializers.BooleanField(
+        default=False, help_text="Hold the resources for a few minutes instead of booking; confirm to book."
+    )
 
 
 class RescheduleInput(PinsInput):

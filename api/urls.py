@@ -2,7 +2,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api import views, workflow_views
+from api import hold_views, views, workflow_views
 
 
 class Router(DefaultRouter):
@@ -31,6 +31,7 @@ router.register("bookings", workflow_views.BookingWorkflowViewSet, basename="boo
 router.register("lab-results", workflow_views.LabResultViewSet, basename="lab-result")
 router.register("imaging-studies", workflow_views.ImagingStudyViewSet, basename="imaging-study")
 router.register("alerts", workflow_views.AlertViewSet, basename="alert")
+router.register("bookings", hold_views.HoldViewSet, basename="booking-hold")
 
 v1: list[URLPattern | URLResolver] = [
     path("auth/token/", views.TokenView.as_view(), name="token"),

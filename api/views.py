@@ -38,6 +38,7 @@ from scheduling.models import Allocation, Booking, BookingStatus, MedicationHold
 from scheduling.readiness import readiness_summaries
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
+from scheduling.services.downtime import downtime_create
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
 READ = {"list", "retrieve"}
@@ -192,6 +193,9 @@ class DowntimeViewSet(ReferenceViewSet):
     serializer_class = s.DowntimeSerializer
     filterset_fields = ["room", "equipment", "reason"]
     roles = SCHEDULING_ROLES
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = downtime_create(actor=self.request.user, data=dict(serializer.validated_data))
 
 
 class StaffMemberViewSet(ReferenceViewSet):
@@ -520,6 +524,7 @@ class BookingViewSet(viewsets.GenericViewSet):
                 sedation=data.get("sedation"),
                 resources=resource_choice(data),
                 site_id=data["site"].pk if data.get("site") else None,
+                status=BookingStatus.HOLD if data["hold"] else BookingStatus.SCHEDULED,
             )
         except SlotUnavailable as exc:
             exc.alternatives = alternatives_after(data, data["start"])  # type: ignore[attr-defined]

@@ -148,18 +148,82 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # Exchange tables; kombu's default is "control" in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "socket_connect_timeout": 2,
         "socket_timeout": 2,
-        "visibility_timeout": 3600,
+        # Redis hands an unacknowledged message to another worker after this long. Only the
+        # send task acknowledges late, and it claims its row first, so a redelivery is a no-op.
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
+# Early acknowledgement everywhere except the send task, which opts in: the periodic scans
+# are cheap to lose (the next run catches up), a sent message is not cheap to repeat.
+CELERY_TASK_ACKS_LATE = False
+# One message at a time per worker process, so a crash strands at most the task in hand.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publishing never waits for a broker that is down: the relay puts the row back and retries
+# on its next run (celery#4296: a retried publish to a silent Redis blocks for minutes).
+CELERY_TASK_PUBLISH_RETRY = False
+
+# Holds and reminders; every number is a clinic default, edited through the environment.
+HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "10"))
+PREP_REMINDER_HOURS = int(os.environ.get("PREP_REMINDER_HOURS", "48"))
+DAY_BEFORE_REMINDER_HOURS = int(os.environ.get("DAY_BEFORE_REMINDER_HOURS", "24"))
+DAILY_LIST_LOCAL_TIME = os.environ.get("DAILY_LIST_LOCAL_TIME", "06:00")
+FOLLOW_UP_LIST_LOCAL_TIME = os.environ.get("FOLLOW_UP_LIST_LOCAL_TIME", "07:00")
+# A work list enqueued later than this after its time is dropped: a list that arrives at noon
+# is noise, and the API has the same data.
+WORK_LIST_GRACE_MINUTES = int(os.environ.get("WORK_LIST_GRACE_MINUTES", "180"))
+
+# The outbox relay.
+OUTBOX_BATCH_SIZE = int(os.environ.get("OUTBOX_BATCH_SIZE", "200"))
+OUTBOX_REQUEUE_AFTER_MINUTES = int(os.environ.get("OUTBOX_REQUEUE_AFTER_MINUTES", "10"))
+OUTBOX_UNKNOWN_AFTER_MINUTES = int(os.environ.get("OUTBOX_UNKNOWN_AFTER_MINUTES", "15"))
+# A send that certainly never left (the mail server refused the connection) is retried this long.
+OUTBOX_RETRY_HOURS = int(os.environ.get("OUTBOX_RETRY_HOURS", "12"))
+
+# Email through Django's backend (console for the demo); SMS behind scheduling.notifications.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+if os.environ.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "scheduling@localhost")
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "scheduling.notifications.LoggingSmsBackend")
+SMS_FILE_PATH = os.environ.get("SMS_FILE_PATH", str(DATA_DIR / "sms"))
+SMS_FILE_DELAY_SECONDS = float(os.environ.get("SMS_FILE_DELAY_SECONDS", "0"))
+
+# Periodic scans. Short expiries: a scan that waited in the queue past its next run is
+# superseded by that run.
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {"task": "scheduling.tasks.relay_outbox", "schedule": 30.0, "options": {"expires": 25}},
+    "release-expired-holds": {
+        "task": "scheduling.tasks.release_expired_holds",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "recovery-timers": {"task": "scheduling.tasks.run_recovery_timers", "schedule": 60.0, "options": {"expires": 55}},
+    "recover-outbox": {"task": "scheduling.tasks.recover_outbox", "schedule": 60.0, "options": {"expires": 55}},
+    "work-lists": {"task": "scheduling.tasks.enqueue_work_lists", "schedule": 300.0, "options": {"expires": 290}},
+    "credential-warnings": {
+        "task": "scheduling.tasks.enqueue_credential_warnings",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
+}
 
 LOGGING = {
     "version": 1,

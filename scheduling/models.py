@@ -242,7 +242,11 @@ class Booking(models.Model):
                 condition=~Q(status="cancelled") | ~Q(cancel_reason=""), name="scheduling_booking_cancel_has_reason"
             ),
         ]
-        indexes = [models.Index(fields=["site", "starts_at"], name="scheduling_booking_site_start")]
+        indexes = [
+            models.Index(fields=["site", "starts_at"], name="scheduling_booking_site_start"),
+            # Every booking write sweeps expired holds first; this keeps that sweep off the table.
+            models.Index(fields=["hold_expires_at"], condition=Q(status="hold"), name="scheduling_booking_hold_due"),
+        ]
 
     def __str__(self) -> str:
         return f"Booking {self.pk} {self.procedure_type.code} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}Z"

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import time_machine
 from django.db import connection
 
@@ -35,8 +36,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     require_pg = os.environ.get("REQUIRE_POSTGRES") == "1"
     if require_pg and vendor != "postgresql":
         raise pytest.UsageError("REQUIRE_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL.")
+    redis_url = os.environ.get("REDIS_URL", "").strip()
+    if os.environ.get("REQUIRE_REDIS") == "1":
+        if not redis_url:
+            raise pytest.UsageError("REQUIRE_REDIS=1 but REDIS_URL is not set.")
+        if not redis_answers(redis_url):
+            raise pytest.UsageError("REQUIRE_REDIS=1 but Redis at REDIS_URL does not answer.")
     # Engine-specific tests are deselected, not skipped, in the other engine's pass: CI runs
-    # both passes, and a skip would hide a pass that never reached the engine.
+    # both passes, and a skip would hide a pass that never reached the engine. Tests that need
+    # Redis are deselected the same way when REDIS_URL is unset.
     keep, drop = [], []
     for item in items:
         wanted = [
@@ -44,10 +52,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for marker, engine in (("postgres", "postgresql"), ("sqlite", "sqlite"))
             if item.get_closest_marker(marker)
         ]
-        (drop if wanted and vendor not in wanted else keep).append(item)
+        no_redis = item.get_closest_marker("redis") is not None and not redis_url
+        (drop if (wanted and vendor not in wanted) or no_redis else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
 
 
 def local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:

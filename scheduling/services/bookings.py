@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from core.audit import audit_record
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay
@@ -25,6 +26,8 @@ from scheduling.models import (
     ProcedureType,
 )
 from scheduling.resources import ROLE_FIELD, BoundLeg, ResourceChoice
+from scheduling.services.holds import hold_expiry, holds_release_expired
+from scheduling.services.reminders import reminders_schedule, reminders_withdraw
 from scheduling.validation import CaseContext, require_aware, validate_case
 from staff.models import StaffMember
 
@@ -145,6 +148,8 @@ def _write_legs(booking: Booking, legs: list[BoundLeg]) -> None:
             starts_at=leg.starts_at,
             ends_at=leg.ends_at,
             is_active=True,
+            # A hold's legs stop blocking when it expires (rescheduling a hold keeps its expiry).
+            expires_at=booking.hold_expires_at if booking.status == BookingStatus.HOLD else None,
             **{ROLE_COLUMN[leg.role]: leg.resource},
         )
         for leg in legs
@@ -219,6 +224,9 @@ def booking_create(
         raise BookingInvalid([Problem("invalid_status", "A new booking is a hold or scheduled.", field="status")])
     require_aware(starts_at, "start")
     with transaction.atomic():
+        # Expired holds give their legs back before this booking looks for clashes.
+        now = timezone.now()
+        holds_release_expired(now=now)
         resources = _complete_resources(
             procedure_type=procedure_type,
             patient=patient,
@@ -247,6 +255,7 @@ def booking_create(
             starts_at=start,
             ends_at=end,
             arrival_at=arrival,
+            hold_expires_at=hold_expiry(now) if status == BookingStatus.HOLD else None,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
         _check_and_write(ctx, booking, allow_past=allow_past, exclude_booking_id=None)
@@ -262,6 +271,8 @@ def booking_create(
                 "legs": _leg_summary(ctx.legs),
             },
         )
+        # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
+        reminders_schedule(booking=booking, now=now)
     return booking
 
 
@@ -294,6 +305,7 @@ def booking_reschedule(
     are named. All or nothing: on any error the case keeps its old legs."""
     require_aware(starts_at, "start")
     with transaction.atomic():
+        holds_release_expired(now=timezone.now())
         current = _locked(booking)
         if current.status not in RESCHEDULABLE:
             raise InvalidTransition(
@@ -326,6 +338,7 @@ def booking_reschedule(
                 "legs": _leg_summary(ctx.legs),
             },
         )
+        reminders_schedule(booking=current)
     return current
 
 
@@ -355,5 +368,6 @@ def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "")
         current.cancel_note = note
         current.save(update_fields=["status", "cancel_reason", "cancel_note", "updated_at"])
         current.legs.filter(is_active=True).update(is_active=False)
+        reminders_withdraw(booking=current)
         audit_record(actor=actor, action="booking.cancel", obj=current, details={"from": previous, "reason": reason})
     return current

@@ -55,6 +55,7 @@ from scheduling.readiness import (
     load_readiness,
 )
 from scheduling.resources import local_hhmm, local_span, resource_name
+from scheduling.services.holds import holds_release_expired
 from scheduling.validation import require_aware
 
 S = BookingStatus
@@ -613,6 +614,8 @@ def booking_end_procedure(*, actor: Any, booking: Booking, ended_at: datetime | 
     Locking: the booking row, then advisory locks on every resource its legs hold and on every
     active recovery bay of the site, in ascending order (on SQLite the write lock covers it).
     """
+    # An expired hold must not stop the recovery leg from moving into its old place.
+    holds_release_expired(now=timezone.now())
     current = _locked(booking)
     _require(current, END_PROCEDURE_FROM, "end its procedure")
     if current.procedure_ended_at is not None:

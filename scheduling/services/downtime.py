@@ -1,0 +1,82 @@
+"""Recording downtime of a room or a piece of equipment, and flagging the cases it hits.
+
+Booking refuses new cases on a resource that is down; this handles the cases booked before
+the block was known (a C-arm failing its yearly physicist inspection, a repair).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from core.services import record_create
+from rooms.models import Downtime
+from scheduling.models import ACTIVE_STATUSES, Alert, AlertKind, Allocation, Booking, NotificationKind
+from scheduling.outbox import enqueue_notification
+from scheduling.resources import local_span
+
+
+def bookings_hit_by(downtime: Downtime, *, now: datetime) -> QuerySet[Booking]:
+    """Active cases with a live leg on the downtime's room or equipment overlapping it.
+
+    Legs of an expired hold do not count: the hold no longer blocks anything.
+    """
+    target = Q(room_id=downtime.room_id) if downtime.room_id is not None else Q(equipment_id=downtime.equipment_id)
+    legs = Allocation.objects.filter(
+        target,
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        is_active=True,
+        starts_at__lt=downtime.ends_at,
+        ends_at__gt=downtime.starts_at,
+    )
+    return (
+        Booking.objects.filter(pk__in=legs.values("booking_id"), status__in=ACTIVE_STATUSES)
+        .select_related("site")
+        .order_by("starts_at", "pk")
+    )
+
+
+def downtime_span(downtime: Downtime, zone: ZoneInfo) -> str:
+    """The block in the site's wall-clock time, always with its date."""
+    span = local_span(downtime.starts_at, downtime.ends_at, zone)
+    first, last = downtime.starts_at.astimezone(zone), downtime.ends_at.astimezone(zone)
+    return f"{first:%Y-%m-%d} {span}" if first.date() == last.date() else span
+
+
+def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = None) -> Downtime:
+    """Record a downtime block (validated with ``full_clean`` and audited) and, in the same
+    transaction, raise an alert and write a notice for every active case it hits.
+
+    Raises django ValidationError for a malformed block; nothing is written then. The notice
+    goes by email to the site's ``notify_email`` when the relay sends it; each (case,
+    downtime) pair is noticed once.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        downtime = record_create(actor=actor, model=Downtime, data=data)
+        target = downtime.room or downtime.equipment
+        for booking in bookings_hit_by(downtime, now=now):
+            zone = booking.site.zone
+            Alert.objects.create(
+                site=booking.site,
+                booking=booking,
+                kind=AlertKind.DOWNTIME_IMPACT,
+                message=(
+                    f"{target} is down {downtime_span(downtime, zone)} ({downtime.get_reason_display().lower()}); "
+                    f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M} needs it."
+                ),
+            )
+            enqueue_notification(
+                kind=NotificationKind.DOWNTIME_IMPACT,
+                dedupe_key=f"downtime_impact:booking:{booking.pk}:downtime:{downtime.pk}",
+                due_at=now,
+                booking=booking,
+                site=booking.site,
+                subject_id=downtime.pk,
+            )
+    return downtime

@@ -1,0 +1,97 @@
+"""Holds: a found start kept for a scheduler on the phone with the patient.
+
+A hold is a booking in status ``hold`` whose legs carry ``expires_at``. Until then it blocks its
+resources like any booking; from then on searches ignore its legs, and the next write that
+needs them (or the minute sweep) releases them. Confirming turns it into a scheduled case.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.audit import SYSTEM_ACTOR, audit_record
+from core.models import AuditEvent
+from scheduling.errors import InvalidTransition
+from scheduling.models import Allocation, Booking, BookingStatus, CancelReason, Notification, NotificationStatus
+from scheduling.services.reminders import reminders_schedule
+
+
+def hold_expiry(now: datetime) -> datetime:
+    return now + timedelta(minutes=settings.HOLD_MINUTES)
+
+
+def holds_release_expired(*, now: datetime | None = None) -> int:
+    """Cancel every hold whose time is up and free its legs; returns how many.
+
+    Runs in the caller's transaction when there is one (the booking services call it first
+    thing, so the clash check and the constraint that follow see the freed legs), else in its
+    own. Locks the expired bookings (FOR UPDATE on PostgreSQL, the IMMEDIATE write lock on
+    SQLite) in primary-key order so that two sweeps queue rather than deadlock, and so that a
+    confirm racing the sweep either commits first or then finds the hold cancelled.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Booking.objects.select_for_update()
+            .filter(status=BookingStatus.HOLD, hold_expires_at__lte=now)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not ids:
+            return 0
+        Booking.objects.filter(pk__in=ids).update(
+            status=BookingStatus.CANCELLED, cancel_reason=CancelReason.HOLD_EXPIRED, updated_at=now
+        )
+        Allocation.objects.filter(booking_id__in=ids, is_active=True).update(is_active=False)
+        # A downtime notice may have been written for a hold; it is moot now.
+        Notification.objects.filter(booking_id__in=ids, status=NotificationStatus.PENDING).update(
+            status=NotificationStatus.SKIPPED
+        )
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                actor=None,
+                actor_label=SYSTEM_ACTOR,
+                action="booking.hold_expire",
+                object_type=Booking._meta.label_lower,
+                object_id=str(pk),
+                details={"expired_before": now.isoformat()},
+            )
+            for pk in ids
+        )
+    return len(ids)
+
+
+def hold_confirm(*, actor: Any, booking: Booking, now: datetime | None = None) -> Booking:
+    """Turn an unexpired hold into a scheduled case and schedule its reminders.
+
+    Raises InvalidTransition if the booking is not a hold or its time is up; nothing is
+    written then. The legs keep their resources: they were held all along.
+    """
+    with transaction.atomic():
+        current = Booking.objects.select_for_update().select_related("site").get(pk=booking.pk)
+        now = now or timezone.now()
+        if current.status != BookingStatus.HOLD:
+            raise InvalidTransition(
+                f"Only a hold can be confirmed; this case is {current.get_status_display().lower()}.",
+                details={"status": current.status, "allowed_from": [BookingStatus.HOLD.value]},
+            )
+        if current.hold_expires_at is None or current.hold_expires_at <= now:
+            raise InvalidTransition(
+                "The hold has expired and its resources may be taken; search again.",
+                details={
+                    "status": current.status,
+                    "hold_expired_at": current.hold_expires_at.isoformat() if current.hold_expires_at else None,
+                },
+            )
+        current.status = BookingStatus.SCHEDULED
+        current.hold_expires_at = None
+        current.save(update_fields=["status", "hold_expires_at", "updated_at"])
+        current.legs.filter(is_active=True).update(expires_at=None)
+        reminders_schedule(booking=current, now=now)
+        audit_record(actor=actor, action="booking.confirm", obj=current, details={"from": BookingStatus.HOLD.value})
+    return current

@@ -1,0 +1,254 @@
+"""What is due to whom, written as outbox rows.
+
+Two kinds of writers live here:
+
+- ``reminders_schedule`` / ``reminders_withdraw`` run inside a booking's transaction and keep
+  its patient reminders in step with it;
+- the ``*_enqueue`` scans run from beat. Each row's ``dedupe_key`` names its subject and, for
+  work lists, its day, so running a scan twice (or on two beat hosts) writes nothing new.
+
+Times come from settings (clinic defaults): reminders at a fixed number of hours before the
+case, work lists at a site-local time of day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from rooms.models import Site
+from scheduling.models import (
+    Allocation,
+    Booking,
+    BookingStatus,
+    Channel,
+    LegRole,
+    Notification,
+    NotificationKind,
+)
+from scheduling.outbox import enqueue_notification, skip_pending
+from staff.models import Credential, Shift, StaffMember
+
+# Statuses of a case that is on the day's list (a hold is not a case yet).
+ON_THE_LIST = frozenset(
+    {
+        BookingStatus.SCHEDULED,
+        BookingStatus.CHECKED_IN,
+        BookingStatus.READY,
+        BookingStatus.IN_PROCEDURE,
+        BookingStatus.IN_RECOVERY,
+        BookingStatus.READY_FOR_DISCHARGE,
+        BookingStatus.DISCHARGED,
+    }
+)
+# The two warnings, widest first: a credential gets the warning of the window it is in when a
+# scan first sees it, so one added with 20 days left gets only the 30-day warning.
+CREDENTIAL_WARNINGS = ((60, NotificationKind.CREDENTIAL_EXPIRY_60), (30, NotificationKind.CREDENTIAL_EXPIRY_30))
+
+
+def reminder_offsets() -> tuple[tuple[str, timedelta], ...]:
+    return (
+        (NotificationKind.PREP_REMINDER, timedelta(hours=settings.PREP_REMINDER_HOURS)),
+        (NotificationKind.DAY_BEFORE_REMINDER, timedelta(hours=settings.DAY_BEFORE_REMINDER_HOURS)),
+    )
+
+
+def booking_key(kind: str, booking_id: int) -> str:
+    return f"{kind}:booking:{booking_id}"
+
+
+def reminders_schedule(*, booking: Booking, now: datetime | None = None) -> list[Notification]:
+    """Write, or re-time, the patient reminders of a scheduled case.
+
+    Call inside the booking's transaction. A reminder whose time has passed is due at once,
+    and a case that has started gets none. Patients have no email address on file, so
+    reminders go by SMS to ``Patient.phone``, read when the message is sent (a number added
+    later is used; a case with none is skipped then). A reminder already handed to the
+    broker keeps its time: it is built from the case as it stands when sent.
+    """
+    now = now or timezone.now()
+    if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
+        return []
+    return [
+        enqueue_notification(
+            kind=kind,
+            dedupe_key=booking_key(kind, booking.pk),
+            due_at=max(booking.starts_at - offset, now),
+            booking=booking,
+            site=booking.site,
+            channel=Channel.SMS,
+        )
+        for kind, offset in reminder_offsets()
+    ]
+
+
+def reminders_withdraw(*, booking: Booking) -> int:
+    """Skip the case's messages that have not gone out (it was cancelled or not attended)."""
+    return skip_pending(booking=booking)
+
+
+# --- work lists -----------------------------------------------------------------------------
+
+
+def local_midnight(day: date, site: Site) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=site.zone)
+
+
+def _sites_at(local_time: time, now: datetime) -> Iterable[tuple[Site, date, datetime]]:
+    """Active sites whose ``local_time`` today has passed, within the grace window: (site,
+    site-local date, that moment). Beat runs the scans every few minutes, so a list is written
+    on the first run after its time, and a scan that was down for hours does not send stale
+    lists."""
+    grace = timedelta(minutes=settings.WORK_LIST_GRACE_MINUTES)
+    for site in Site.objects.filter(is_active=True).order_by("pk"):
+        today = now.astimezone(site.zone).date()
+        due = datetime.combine(today, local_time, tzinfo=site.zone)
+        if due <= now < due + grace:
+            yield site, today, due
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A row a scan wants to exist."""
+
+    kind: str
+    dedupe_key: str
+    due_at: datetime
+    staff: StaffMember | None = None
+    site: Site | None = None
+    subject_id: int | None = None
+
+
+def _write_new(intents: list[Intent]) -> int:
+    """Write the intents that have no row yet, by email; returns how many were new. Keys are
+    checked in one query, and ``enqueue_notification`` still settles a raced duplicate."""
+    existing = set(
+        Notification.objects.filter(dedupe_key__in=[i.dedupe_key for i in intents]).values_list("dedupe_key", flat=True)
+    )
+    new = [i for i in intents if i.dedupe_key not in existing]
+    for intent in new:
+        enqueue_notification(
+            kind=intent.kind,
+            dedupe_key=intent.dedupe_key,
+            due_at=intent.due_at,
+            staff=intent.staff,
+            site=intent.site,
+            subject_id=intent.subject_id,
+            channel=Channel.EMAIL,
+        )
+    return len(new)
+
+
+def daily_lists_enqueue(*, now: datetime | None = None) -> int:
+    """One email per physician with cases at a site today, due at the site's list time.
+
+    The list's day is the site-local date of the row's ``due_at``; the message is built when
+    sent, so it counts the cases booked by then. Returns how many rows were created.
+    """
+    now = now or timezone.now()
+    at = time.fromisoformat(settings.DAILY_LIST_LOCAL_TIME)
+    intents: list[Intent] = []
+    for site, today, due in _sites_at(at, now):
+        staff_ids = (
+            Allocation.objects.filter(
+                role=LegRole.PHYSICIAN,
+                is_active=True,
+                booking__site=site,
+                booking__status__in=ON_THE_LIST,
+                booking__starts_at__gte=local_midnight(today, site),
+                booking__starts_at__lt=local_midnight(today + timedelta(days=1), site),
+            )
+            .values_list("staff_id", flat=True)
+            .distinct()
+        )
+        intents += [
+            Intent(
+                kind=NotificationKind.DAILY_LIST,
+                dedupe_key=f"daily_list:staff:{physician.pk}:site:{site.pk}:date:{today.isoformat()}",
+                due_at=due,
+                staff=physician,
+                site=site,
+            )
+            for physician in StaffMember.objects.filter(pk__in=staff_ids).order_by("pk")
+        ]
+    with transaction.atomic():
+        return _write_new(intents)
+
+
+def follow_up_lists_enqueue(*, now: datetime | None = None) -> int:
+    """One email per site listing yesterday's discharges for the next-day call, due at the
+    site's follow-up time; nothing for a day without discharges."""
+    now = now or timezone.now()
+    at = time.fromisoformat(settings.FOLLOW_UP_LIST_LOCAL_TIME)
+    intents: list[Intent] = []
+    for site, today, due in _sites_at(at, now):
+        yesterday = today - timedelta(days=1)
+        if discharged_on(site, yesterday).exists():
+            intents.append(
+                Intent(
+                    kind=NotificationKind.FOLLOW_UP_CALLS,
+                    dedupe_key=f"follow_up_calls:site:{site.pk}:date:{yesterday.isoformat()}",
+                    due_at=due,
+                    site=site,
+                )
+            )
+    with transaction.atomic():
+        return _write_new(intents)
+
+
+def discharged_on(site: Site, day: date) -> QuerySet[Booking]:
+    """Cases discharged at ``site`` on its local ``day``: the next-day call list."""
+    return Booking.objects.filter(
+        site=site,
+        status=BookingStatus.DISCHARGED,
+        discharged_at__gte=local_midnight(day, site),
+        discharged_at__lt=local_midnight(day + timedelta(days=1), site),
+    )
+
+
+def credential_warnings_enqueue(*, now: datetime | None = None) -> int:
+    """Warn active staff of credentials expiring within 60 and within 30 days.
+
+    The key names the expiry date as well as the credential, so a renewed credential (same
+    row, new date) is warned about again before its next expiry. "Today" is the UTC date:
+    staff are not tied to one site's zone, and a day either way does not matter at 30 days.
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now, timezone=UTC)
+    intents: list[Intent] = []
+    for i, (days, kind) in enumerate(CREDENTIAL_WARNINGS):
+        narrower = CREDENTIAL_WARNINGS[i + 1][0] if i + 1 < len(CREDENTIAL_WARNINGS) else None
+        lower = today + timedelta(days=narrower + 1) if narrower is not None else today
+        credentials = list(
+            Credential.objects.filter(
+                staff__is_active=True, expires_on__gte=lower, expires_on__lte=today + timedelta(days=days)
+            )
+            .select_related("staff")
+            .order_by("pk")
+        )
+        # A site where they work: the fallback address, and where an alert would show.
+        site_of: dict[int, int] = {}
+        shifts = Shift.objects.filter(staff_id__in={c.staff_id for c in credentials}).order_by("pk")
+        for staff_id, site_id in shifts.values_list("staff_id", "site_id"):
+            site_of.setdefault(staff_id, site_id)
+        sites = Site.objects.in_bulk(set(site_of.values()))
+        for credential in credentials:
+            assert credential.expires_on is not None
+            intents.append(
+                Intent(
+                    kind=kind,
+                    dedupe_key=f"{kind}:credential:{credential.pk}:{credential.expires_on.isoformat()}",
+                    due_at=now,
+                    staff=credential.staff,
+                    site=sites.get(site_of.get(credential.staff_id, 0)),
+                    subject_id=credential.pk,
+                )
+            )
+    with transaction.atomic():
+        return _write_new(intents)
