@@ -7,7 +7,6 @@ transaction, and ``relay_outbox`` hands due rows to the broker from beat.
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from celery import shared_task
@@ -17,6 +16,7 @@ from django.utils import timezone
 from scheduling.notifications import notification_send, outbox_put_back, outbox_recover, outbox_take_due
 from scheduling.services.holds import holds_release_expired
 from scheduling.services.reminders import credential_warnings_enqueue, daily_lists_enqueue, follow_up_lists_enqueue
+from scheduling.services.workflow import recovery_timers_run
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ PUBLISH_TRANSPORT_OPTIONS = {"max_retries": 0}
 # Batches per relay run when the backlog is large (after an outage): bounded so that one run
 # ends well before the next starts.
 MAX_BATCHES_PER_RUN = 10
-WORKFLOW = "scheduling.services.workflow"
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -93,16 +92,7 @@ def release_expired_holds() -> int:
 def run_recovery_timers() -> int:
     """Cases in recovery whose minimum time is up become ready for discharge (the workflow
     service writes their notifications)."""
-    try:
-        workflow = importlib.import_module(WORKFLOW)
-    except ModuleNotFoundError as exc:
-        # Until the workflow service ships there is nothing to time; a module that fails to
-        # import for any other reason is a fault and surfaces.
-        if exc.name != WORKFLOW:
-            raise
-        return 0
-    count: int = workflow.recovery_timers_run(now=timezone.now())
-    return count
+    return recovery_timers_run(now=timezone.now())
 
 
 @shared_task(ignore_result=True)

@@ -485,20 +485,11 @@ def test_invalid_downtime_writes_nothing(notify):
 
 
 def test_the_recovery_timer_task_calls_the_workflow_service(monkeypatch, frozen_now):
-    workflow = pytest.importorskip("scheduling.services.workflow")
     calls = []
-    monkeypatch.setattr(workflow, "recovery_timers_run", lambda *, now: calls.append(now) or 3)
+    monkeypatch.setattr(tasks, "recovery_timers_run", lambda *, now: calls.append(now) or 3)
 
     assert tasks.run_recovery_timers() == 3
     assert calls == [NOW]
-
-
-def test_the_recovery_timer_task_is_quiet_without_the_workflow_service(monkeypatch):
-    def missing(name):
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-    monkeypatch.setattr(tasks.importlib, "import_module", missing)
-    assert tasks.run_recovery_timers() == 0
 
 
 def test_the_beat_schedule_names_real_tasks(settings):
