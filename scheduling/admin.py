@@ -1,7 +1,20 @@
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
-from scheduling.models import Allocation, Booking, Patient, ProcedureType
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+
+from core.audit import audit_read
+from scheduling.models import (
+    Alert,
+    Allocation,
+    Booking,
+    ImagingStudy,
+    LabResult,
+    MedicationHold,
+    Notification,
+    Patient,
+    ProcedureType,
+)
 
 
 @admin.register(ProcedureType)
@@ -21,11 +34,54 @@ class ProcedureTypeAdmin(admin.ModelAdmin):
     list_filter = ["bleeding_risk", "is_active"]
 
 
+class PatientRecordInline(admin.TabularInline):
+    extra = 0
+
+
+class MedicationHoldInline(PatientRecordInline):
+    model = MedicationHold
+
+
+class LabResultInline(PatientRecordInline):
+    model = LabResult
+
+
+class ImagingStudyInline(PatientRecordInline):
+    model = ImagingStudy
+
+
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    """Reads here are audited like the API's: the list (MRNs) and each opened record."""
+
     # Minimum necessary in lists: the MRN identifies the row; details open one patient at a time.
     list_display = ["mrn", "created_at"]
     search_fields = ["mrn"]
+    inlines = [MedicationHoldInline, LabResultInline, ImagingStudyInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        # A redirect (e.g. after a bulk action) has no context and shows no patients.
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            ids = [patient.pk for patient in changelist.result_list]
+            audit_read(
+                actor=request.user, action="patient.admin_list", object_type="scheduling.patient", object_ids=ids
+            )
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_read(
+                actor=request.user,
+                action="patient.admin_read",
+                object_type="scheduling.patient",
+                object_ids=[object_id],
+            )
+        return response
 
 
 class AllocationInline(admin.TabularInline):
@@ -72,3 +128,30 @@ class BookingAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the services; the admin only shows them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "site", "kind", "booking_id", "message", "resolved_at"]
+    list_filter = ["kind", "site"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["due_at", "kind", "channel", "status", "booking_id", "attempts", "sent_at"]
+    list_filter = ["status", "kind", "channel"]
+    date_hierarchy = "due_at"

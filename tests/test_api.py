@@ -628,3 +628,20 @@ def test_browser_logins_are_throttled(clinic, client):
     codes = [client.post("/admin/login/", {"username": "x", "password": "y"}).status_code for _ in range(12)]
     assert codes[:10] == [200] * 10  # the form comes back with an error
     assert codes[10:] == [429, 429]
+
+
+def test_admin_reads_of_patients_are_audited(clinic, client):
+    from tests import factories as f
+
+    admin_user = f.UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    assert client.get("/admin/scheduling/patient/").status_code == 200
+    patient = clinic.patients[0]
+    assert client.get(f"/admin/scheduling/patient/{patient.pk}/change/").status_code == 200
+    listed = AuditEvent.objects.get(action="patient.admin_list")
+    assert listed.actor == admin_user
+    assert str(patient.pk) in listed.details["ids"]
+    opened = AuditEvent.objects.get(action="patient.admin_read")
+    assert opened.details["ids"] == [str(patient.pk)]
+    assert client.get("/admin/scheduling/notification/").status_code == 200
+    assert client.get("/admin/scheduling/alert/").status_code == 200
