@@ -123,6 +123,21 @@ class BookingAdmin(admin.ModelAdmin):
         "updated_at",
     ]
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        booking = Booking.objects.filter(pk=object_id).only("patient_id").first() if object_id.isdigit() else None
+        if request.method == "GET" and response.status_code == 200 and booking is not None:
+            audit_read(
+                actor=request.user,
+                action="booking.admin_read",
+                object_type="scheduling.patient",
+                object_ids=[booking.patient_id],
+                details={"booking": booking.pk},
+            )
+        return response
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -643,5 +643,8 @@ def test_admin_reads_of_patients_are_audited(clinic, client):
     assert str(patient.pk) in listed.details["ids"]
     opened = AuditEvent.objects.get(action="patient.admin_read")
     assert opened.details["ids"] == [str(patient.pk)]
+    booking = book(clinic)
+    assert client.get(f"/admin/scheduling/booking/{booking.pk}/change/").status_code == 200
+    assert AuditEvent.objects.get(action="booking.admin_read").details["ids"] == [str(patient.pk)]
     assert client.get("/admin/scheduling/notification/").status_code == 200
     assert client.get("/admin/scheduling/alert/").status_code == 200
