@@ -400,12 +400,14 @@ def notification_send(notification_id: int, *, now: datetime | None = None) -> s
         _send(notification_id, message)
     except NotSent as exc:
         # Retried on later relay runs (a mail server down for an hour is not a reason to drop
-        # the message), until it is too stale to be worth sending.
+        # the message), until it is too stale to be worth sending. Only the error's type is
+        # kept: a server's message can quote the recipient.
+        cause = type(exc.__cause__ or exc).__name__
         if now - notification.due_at < timedelta(hours=settings.OUTBOX_RETRY_HOURS):
-            _finish(notification_id, NotificationStatus.PENDING, last_error=f"not sent: {exc}", queued_at=None)
-            logger.warning("notification %s not sent (%s); will retry", notification_id, exc)
+            _finish(notification_id, NotificationStatus.PENDING, last_error=f"not sent: {cause}", queued_at=None)
+            logger.warning("notification %s not sent (%s); will retry", notification_id, cause)
             return NotificationStatus.PENDING
-        _fail(notification, f"not sent: {exc}")
+        _fail(notification, f"not sent: {cause}")
         return NotificationStatus.FAILED
     except Exception as exc:
         # The server may have taken it: never resend, tell a person.
