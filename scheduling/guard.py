@@ -29,23 +29,29 @@ OVERLAP_SQLSTATES = {"23P01"}
 RACE_SQLSTATES = {"40P01", "40001"}
 
 
-def lock_resources(legs: Iterable[BoundLeg]) -> None:
-    """Take transaction-scoped advisory locks on every resource, in ascending order.
+def lock_keys(keys: Iterable[tuple[str, int]]) -> None:
+    """Take transaction-scoped advisory locks on ``(resource column, id)`` pairs, in one global
+    ascending order, so every writer that locks overlapping sets queues instead of deadlocking.
 
-    Must run inside the booking's transaction. On SQLite the IMMEDIATE transaction already
+    Must run inside the writer's transaction. On SQLite the IMMEDIATE transaction already
     holds the database's single write lock, so there is nothing to add.
     """
     if connection.vendor != "postgresql":
         return
-    keys = sorted({(LOCK_NAMESPACE[leg.column], leg.resource_id) for leg in legs})
-    if not keys:
+    ordered = sorted({(LOCK_NAMESPACE[column], rid) for column, rid in keys})
+    if not ordered:
         return
     with connection.cursor() as cursor:
         # unnest yields rows in array order, so the locks are taken in that order.
         cursor.execute(
             "SELECT pg_advisory_xact_lock(k, i::integer) FROM unnest(%s::integer[], %s::bigint[]) AS t(k, i)",
-            [[k for k, _ in keys], [i for _, i in keys]],
+            [[k for k, _ in ordered], [i for _, i in ordered]],
         )
+
+
+def lock_resources(legs: Iterable[BoundLeg]) -> None:
+    """Lock every resource of these legs (see ``lock_keys``)."""
+    lock_keys((leg.column, leg.resource_id) for leg in legs)
 
 
 def find_clashes(legs: list[BoundLeg], *, exclude_booking_id: int | None = None) -> list[tuple[BoundLeg, Allocation]]:

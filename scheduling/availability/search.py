@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.utils import timezone
 
 from core.timewindows import expand_weekly
@@ -34,7 +33,7 @@ from scheduling.availability.inputs import (
     load_inventory,
 )
 from scheduling.errors import BookingInvalid, Problem
-from scheduling.guard import LOCK_NAMESPACE
+from scheduling.guard import lock_keys
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
 from scheduling.models import BleedingRisk, LegRole, Patient, ProcedureType
 from scheduling.resources import local_span
@@ -708,16 +707,7 @@ def _explain_at_site(
 
 def lock_candidates(plans: Iterable[SitePlan]) -> None:
     """Advisory-lock every candidate resource in the global order used by the booking guard."""
-    if connection.vendor != "postgresql":
-        return
-    keys = sorted({(LOCK_NAMESPACE[column], rid) for column, ids in candidate_ids(list(plans)).items() for rid in ids})
-    if not keys:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(k, i::integer) FROM unnest(%s::integer[], %s::bigint[]) AS t(k, i)",
-            [[k for k, _ in keys], [i for _, i in keys]],
-        )
+    lock_keys((column, rid) for column, ids in candidate_ids(list(plans)).items() for rid in ids)
 
 
 def assign_resources(

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
@@ -28,7 +28,7 @@ from scheduling.errors import (
     Problem,
     ReadinessNotMet,
 )
-from scheduling.guard import LOCK_NAMESPACE, is_overlap_violation
+from scheduling.guard import is_overlap_violation, lock_keys
 from scheduling.legs import room_minutes
 from scheduling.models import (
     ACTIVE_STATUSES,
@@ -413,19 +413,6 @@ class EndProcedureResult:
     alerts: list[Alert] = field(default_factory=list)
 
 
-def _lock_keys(keys: set[tuple[str, int]]) -> None:
-    """Advisory locks in the namespace and ascending order ``scheduling.guard`` uses, so a late
-    case and a booking being made queue on the same resources instead of deadlocking."""
-    if connection.vendor != "postgresql" or not keys:
-        return
-    ordered = sorted((LOCK_NAMESPACE[column], rid) for column, rid in keys)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(k, i::integer) FROM unnest(%s::integer[], %s::bigint[]) AS t(k, i)",
-            [[k for k, _ in ordered], [i for _, i in ordered]],
-        )
-
-
 def _first_clash(column: str, resource_id: int, start: datetime, end: datetime, leg_id: int) -> Allocation | None:
     return (
         Allocation.objects.filter(**{f"{column}_id": resource_id}, is_active=True, starts_at__lt=end, ends_at__gt=start)
@@ -633,7 +620,7 @@ def booking_end_procedure(*, actor: Any, booking: Booking, ended_at: datetime | 
 
     legs = list(current.legs.filter(is_active=True).select_related("room", "equipment", "staff", "bay").order_by("id"))
     bays = list(RecoveryBay.objects.filter(site=current.site, is_active=True).order_by("name", "id"))
-    _lock_keys({(leg.resource_column, leg.resource_id) for leg in legs} | {("bay", bay.pk) for bay in bays})
+    lock_keys({(leg.resource_column, leg.resource_id) for leg in legs} | {("bay", bay.pk) for bay in bays})
 
     late = _LateEnd(current, end=end, now=now, bays=bays)
     by_role: dict[str, list[Allocation]] = {}
