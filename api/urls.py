@@ -2,7 +2,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api import hold_views, views, workflow_views
+from api import auth_views, hold_views, views, workflow_views
 
 
 class Router(DefaultRouter):
@@ -34,7 +34,7 @@ router.register("alerts", workflow_views.AlertViewSet, basename="alert")
 router.register("bookings", hold_views.HoldViewSet, basename="booking-hold")
 
 v1: list[URLPattern | URLResolver] = [
-    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/", auth_views.TokenView.as_view(), name="token"),
     path("availability/", views.AvailabilityView.as_view(), name="availability"),
     path("availability/reasons/", views.ReasonsView.as_view(), name="availability-reasons"),
     path("daily-list/", views.DailyListView.as_view(), name="daily-list"),

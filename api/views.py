@@ -6,7 +6,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.contrib.auth import authenticate
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponseBase
@@ -18,18 +17,15 @@ from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.authentication import issue_token
 from api.errors import exception_handler, problem
 from api.fields import ClinicDateField, IdField, local_iso
 from api.filters import IdFilter, SafeFilterSet
 from api.idempotency import run_idempotent
-from api.models import ApiToken
 from api.permissions import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
-from core.audit import audit_read, audit_record
+from core.audit import audit_read
 from core.services import record_create, record_delete, record_update
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import Pins, SearchQuery, Slot, availability_search, explain_start
@@ -58,37 +54,6 @@ def health(request: Request) -> Response:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return Response({"status": "ok", "database": connection.vendor})
-
-
-# --- tokens -------------------------------------------------------------------------------
-
-
-class TokenView(APIView):
-    permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
-
-    @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
-    def post(self, request: Request) -> Response:
-        data = s.TokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = authenticate(request, username=data.validated_data["username"], password=data.validated_data["password"])
-        if user is None or not user.is_active:
-            return problem(401, "invalid_credentials", "The username or password is wrong.")
-        raw, token = issue_token(user)
-        audit_record(actor=user, action="token.issue", obj=token)
-        return Response({"token": raw, "expires_at": token.expires_at})
-
-    @extend_schema(request=None, responses={204: None})
-    def delete(self, request: Request) -> Response:
-        if not request.user.is_authenticated:
-            return problem(401, "not_authenticated", "Authentication credentials were not provided.")
-        if isinstance(request.auth, ApiToken):
-            request.auth.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def get_permissions(self) -> list[Any]:
-        return [AllowAny()]
 
 
 # --- reference data -----------------------------------------------------------------------
