@@ -10,28 +10,41 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from api import serializers as s
 from api.authentication import issue_token
 from api.errors import problem
 from api.models import ApiToken
+from core import throttle
 from core.audit import audit_record
+from core.net import client_ip
+
+
+def _too_many(seconds: int, detail: str) -> Response:
+    return problem(429, "throttled", detail, headers={"Retry-After": str(max(1, seconds))})
 
 
 class TokenView(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+    extra_error_statuses = {"post": (429,)}
 
     @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
     def post(self, request: Request) -> Response:
+        wait = throttle.address_attempt("token", client_ip(request))
+        if wait:
+            return _too_many(wait, "Too many sign-in attempts from this address; wait a minute and try again.")
         data = s.TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, username=data.validated_data["username"], password=data.validated_data["password"])
+        username = data.validated_data["username"]
+        locked = throttle.lockout_remaining(username)
+        if locked:
+            # Said the same way whether or not the account exists.
+            return _too_many(locked, "Too many failed sign-ins for this username; it is locked for a while.")
+        user = authenticate(request, username=username, password=data.validated_data["password"])
         if user is None or not user.is_active:
             return problem(401, "invalid_credentials", "The username or password is wrong.")
+        throttle.record_success(username)
         raw, token = issue_token(user)
         audit_record(actor=user, action="token.issue", obj=token)
         return Response({"token": raw, "expires_at": token.expires_at})

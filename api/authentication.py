@@ -34,8 +34,18 @@ class BearerAuthentication(authentication.BaseAuthentication):
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("The token has characters a token never has.") from exc
         token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
-        if token is None or token.expires_at <= timezone.now() or not token.user.is_active:
+        now = timezone.now()
+        if token is None or token.expires_at <= now or not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token is not valid or has expired.")
+        idle = timedelta(minutes=settings.API_TOKEN_IDLE_MINUTES)
+        if (token.last_used_at or token.created_at) + idle <= now:
+            # A token nobody has used for a while is more likely lost than in use.
+            token.delete()
+            raise exceptions.AuthenticationFailed("The token has been idle too long; request a new one.")
+        if token.last_used_at is None or now - token.last_used_at >= timedelta(seconds=60):
+            # At most one write a minute per token: the idle clock needs no finer grain.
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -17,6 +17,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core import metrics
 from scheduling.errors import (
     BookingInvalid,
     InvalidTransition,
@@ -75,6 +76,7 @@ def scheduling_problem(exc: SchedulingError) -> Response:
     if isinstance(exc, BookingInvalid):
         return problem(422, exc.code, exc.message, errors=[p.as_dict() for p in exc.problems])
     if isinstance(exc, SlotUnavailable):
+        metrics.booking_conflicts.inc()
         return problem(
             409, exc.code, exc.message, conflicts=exc.conflicts, alternatives=getattr(exc, "alternatives", None)
         )

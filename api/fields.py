@@ -9,6 +9,8 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scheduling.models import FIRST_YEAR, LAST_YEAR
+
 
 class AwareDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time that must carry its UTC offset: a naive time is ambiguous for a
@@ -17,7 +19,7 @@ class AwareDateTimeField(serializers.DateTimeField):
     default_error_messages = {
         "naive": "Include a UTC offset, e.g. 2027-01-11T09:00:00-06:00.",
         "invalid": "Use ISO 8601 with a UTC offset, e.g. 2027-01-11T09:00:00-06:00.",
-        "range": "The year must be between 2000 and 2200.",
+        "range": f"The year must be between {FIRST_YEAR} and {LAST_YEAR}.",
     }
 
     def to_internal_value(self, value: Any) -> datetime:
@@ -35,7 +37,7 @@ class AwareDateTimeField(serializers.DateTimeField):
         assert parsed is not None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.fail("naive")
-        if not 2000 <= parsed.year <= 2200:
+        if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
             self.fail("range")
         return parsed
 
@@ -61,14 +63,20 @@ class IdField(serializers.PrimaryKeyRelatedField):
 
 
 class ClinicDateField(serializers.DateField):
-    """A calendar date within the years the clinic schedules (2000-2200)."""
+    """A calendar date within the years the clinic schedules (2000-2200 unless told otherwise,
+    e.g. birth dates start earlier)."""
 
-    default_error_messages = {"range": "The year must be between 2000 and 2200."}
+    default_error_messages = {"range": "The year must be between {first} and {last}."}
+
+    def __init__(self, *args: Any, first_year: int = FIRST_YEAR, last_year: int = LAST_YEAR, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_year = first_year
+        self.last_year = last_year
 
     def to_internal_value(self, value: Any) -> Any:
         parsed = super().to_internal_value(value)
-        if not 2000 <= parsed.year <= 2200:
-            self.fail("range")
+        if not self.first_year <= parsed.year <= self.last_year:
+            self.fail("range", first=self.first_year, last=self.last_year)
         return parsed
 
 

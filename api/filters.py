@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.db import models
 from django_filters import rest_framework as filters
+from rest_framework.exceptions import ValidationError
 
 from api.fields import MAX_ID
 
@@ -31,5 +34,27 @@ class SafeFilterSet(filters.FilterSet):
     }
 
 
+# Query parameters every list takes besides its filters.
+PAGING_PARAMS = frozenset({"page", "page_size", "format"})
+
+
 class FilterBackend(filters.DjangoFilterBackend):
+    """A parameter the list does not know is refused: a misspelt filter that is silently
+    ignored returns every row, which for a list of cases is a wrong answer, not a slow one."""
+
     filterset_base = SafeFilterSet
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        if getattr(view, "action", None) != "list":
+            # Detail views and actions read their own parameters (e.g. a schedule's date).
+            return super().filter_queryset(request, queryset, view)
+        filterset_class = self.get_filterset_class(view, queryset)
+        known = set(PAGING_PARAMS)
+        if filterset_class is not None:
+            known |= set(filterset_class.base_filters)
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            raise ValidationError(
+                {name: [f"Unknown query parameter; this list takes {', '.join(sorted(known))}."] for name in unknown}
+            )
+        return super().filter_queryset(request, queryset, view)

@@ -4,6 +4,14 @@ The first request with a key stores its status and body in the same transaction 
 a repeat with the same body replays them and changes nothing; a repeat with another body is
 refused with 422. A concurrent duplicate blocks on the key's unique index until the first
 commits, then replays its answer.
+
+A stored body is a booking with its patient, so records are kept for ``RETENTION`` only: long
+enough for any client's retries, short enough that patient data does not pile up in a side
+table. An older record counts as absent (its key may be used again) and beat purges it.
+
+A replay is a read of the booking it names. It is re-checked against what the caller may see
+now (a physician moved off the case gets a 404, as for any case not theirs), cut to the patient
+fields the caller's role allows now, and audited.
 """
 
 from __future__ import annotations
@@ -11,18 +19,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
+from django.utils import timezone
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.errors import problem
 from api.models import IdempotencyRecord
+from api.permissions import primary_role
+from api.serializers import PATIENT_FIELDS_BY_ROLE
+from core.audit import audit_read
+from scheduling.models import Booking
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+RETENTION = timedelta(hours=24)
+PURGE_BATCH = 1000
 
 
 def request_fingerprint(request: Request, scope: str) -> str:
@@ -30,21 +49,102 @@ def request_fingerprint(request: Request, scope: str) -> str:
     return hashlib.sha256(f"{scope}\n{request.path}\n{body}".encode()).hexdigest()
 
 
-def _replay(record: IdempotencyRecord, fingerprint: str) -> HttpResponseBase:
+def is_expired(record: IdempotencyRecord, now: datetime) -> bool:
+    return record.created_at < now - RETENTION
+
+
+def idempotency_records_purge(*, now: datetime | None = None) -> int:
+    """Delete every record older than ``RETENTION``; returns how many went.
+
+    In batches, so a backlog (beat was down) never holds one long lock on the table while
+    requests are inserting keys.
+    """
+    cutoff = (now or timezone.now()) - RETENTION
+    total = 0
+    while True:
+        batch = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[
+                :PURGE_BATCH
+            ]
+        )
+        if not batch:
+            return total
+        deleted, _ = IdempotencyRecord.objects.filter(pk__in=batch).delete()
+        total += deleted
+
+
+def _stored_booking_id(body: Any) -> int | None:
+    """The booking a stored success body shows, if it is one (it then carries its patient)."""
+    if isinstance(body, dict) and isinstance(body.get("patient"), dict) and isinstance(body.get("id"), int):
+        return int(body["id"])
+    return None
+
+
+def _narrowed(body: Any, role: str | None) -> Any:
+    """The stored body without patient fields the caller's role no longer allows, or None if
+    nothing had to go (the stored bytes are then replayed as they are)."""
+    if _stored_booking_id(body) is None:
+        return None
+    allowed = set(PATIENT_FIELDS_BY_ROLE.get(role or "", ()))
+    patient = body["patient"]
+    if set(patient) <= allowed:
+        return None
+    return {**body, "patient": {name: value for name, value in patient.items() if name in allowed}}
+
+
+def _replay(
+    request: Request,
+    record: IdempotencyRecord,
+    fingerprint: str,
+    *,
+    visible: Callable[[], QuerySet[Booking]],
+    booking_id: int | None,
+    render_error: Callable[[Exception], Response | None],
+) -> HttpResponseBase:
     if record.request_hash != fingerprint:
         return problem(
             422, "idempotency_key_reused", "This Idempotency-Key was used with a different request; use a new key."
         )
     if record.status_code is None:
         return problem(409, "idempotency_key_in_flight", "A request with this Idempotency-Key is still running.")
-    response = HttpResponse(record.body, status=record.status_code, content_type=record.content_type)
+    try:
+        stored = json.loads(record.body) if record.body else None
+    except ValueError:
+        stored = None
+    named = {pk for pk in (booking_id, _stored_booking_id(stored)) if pk is not None}
+    if named:
+        patients = dict(visible().filter(pk__in=named).values_list("pk", "patient_id"))
+        if len(patients) < len(named):
+            return render_error(NotFound()) or problem(404, "not_found", "Not found.")
+        audit_read(
+            actor=request.user,
+            action="booking.replay",
+            object_type="scheduling.patient",
+            object_ids=sorted(set(patients.values())),
+            details={"bookings": sorted(patients)},
+        )
+    narrowed = _narrowed(stored, primary_role(request.user))
+    body = record.body if narrowed is None else JSONRenderer().render(narrowed).decode()
+    response = HttpResponse(body, status=record.status_code, content_type=record.content_type)
     response["Idempotent-Replayed"] = "true"
     return response
 
 
 def run_idempotent(
-    request: Request, scope: str, handler: Callable[[], Response], render_error: Callable[[Exception], Response | None]
+    request: Request,
+    scope: str,
+    handler: Callable[[], Response],
+    render_error: Callable[[Exception], Response | None],
+    *,
+    visible: Callable[[], QuerySet[Booking]],
+    booking_id: str | int | None = None,
 ) -> HttpResponseBase:
+    """Run ``handler`` once per (user, Idempotency-Key); without the header, just run it.
+
+    ``visible`` gives the bookings the caller may see now and ``booking_id`` the one the URL
+    names (None for a create): a replay is refused unless both it and the booking in the
+    stored body are among them.
+    """
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
@@ -55,10 +155,22 @@ def run_idempotent(
         )
     fingerprint = request_fingerprint(request, scope)
     user_id = int(request.user.pk or 0)
+    subject = int(booking_id) if booking_id is not None else None
+
+    def replay(record: IdempotencyRecord) -> HttpResponseBase:
+        return _replay(
+            request, record, fingerprint, visible=visible, booking_id=subject, render_error=render_error
+        )
+
     with transaction.atomic():
         existing = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+        if existing is not None and is_expired(existing, timezone.now()):
+            # Gone as far as the client is concerned; deleting it here, in the transaction that
+            # inserts the new record, keeps the unique index from refusing the reused key.
+            existing.delete()
+            existing = None
         if existing is not None:
-            return _replay(existing, fingerprint)
+            return replay(existing)
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(
@@ -66,7 +178,7 @@ def run_idempotent(
                 )
         except IntegrityError:
             # A concurrent request with this key committed first: answer as it did.
-            return _replay(IdempotencyRecord.objects.get(user_id=user_id, key=key), fingerprint)
+            return replay(IdempotencyRecord.objects.get(user_id=user_id, key=key))
         try:
             response = handler()
         except Exception as exc:

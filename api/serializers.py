@@ -5,19 +5,56 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import models
+from django.db.models import QuerySet
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, WallClockTimeField, local_iso
 from api.permissions import ADMIN, NURSE, PHYSICIAN, SCHEDULER, TECH
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import MAX_WINDOW_DAYS
-from scheduling.models import Booking, CancelReason, MedicationHold, Patient, ProcedureType, Sedation
+from scheduling.models import (
+    FIRST_BIRTH_YEAR,
+    Booking,
+    CancelReason,
+    MedicationHold,
+    Patient,
+    ProcedureType,
+    Sedation,
+)
 from staff.models import Credential, Shift, StaffMember, TimeOff
+
+# --- shared ------------------------------------------------------------------------------
+
+
+class ClinicModelSerializer(serializers.ModelSerializer):
+    """A model serializer whose dates and times are bounded to the clinic's years, and whose
+    times must carry an offset, whatever the model field says."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateField: ClinicDateField,
+        models.DateTimeField: AwareDateTimeField,
+    }
+
+
+class PatientScoped(serializers.Serializer):
+    """For a serializer with a ``patient`` id field: only the patients given (those the caller may
+    see) are accepted, and any other id is refused with the very words an unknown id gets, so
+    the answer does not tell "not yours" from "does not exist". Without ``patients`` none is
+    accepted, so a view that forgets to pass them fails closed."""
+
+    def __init__(self, *args: Any, patients: QuerySet[Patient] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["patient"]
+        assert isinstance(field, IdField)
+        field.queryset = patients if patients is not None else Patient.objects.none()
+
 
 # --- reference data -----------------------------------------------------------------------
 
 
-class OpeningHoursSerializer(serializers.ModelSerializer):
+class OpeningHoursSerializer(ClinicModelSerializer):
     opens_at = WallClockTimeField()
     closes_at = WallClockTimeField()
 
@@ -26,13 +63,13 @@ class OpeningHoursSerializer(serializers.ModelSerializer):
         fields = ["id", "site", "room", "weekday", "opens_at", "closes_at"]
 
 
-class SiteSerializer(serializers.ModelSerializer):
+class SiteSerializer(ClinicModelSerializer):
     class Meta:
         model = Site
         fields = ["id", "name", "code", "timezone", "jurisdiction", "address", "is_active"]
 
 
-class RoomSerializer(serializers.ModelSerializer):
+class RoomSerializer(ClinicModelSerializer):
     capabilities = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
 
     class Meta:
@@ -40,19 +77,19 @@ class RoomSerializer(serializers.ModelSerializer):
         fields = ["id", "site", "name", "capabilities", "is_active"]
 
 
-class EquipmentSerializer(serializers.ModelSerializer):
+class EquipmentSerializer(ClinicModelSerializer):
     class Meta:
         model = Equipment
         fields = ["id", "site", "kind", "name", "serial_number", "room", "is_active"]
 
 
-class RecoveryBaySerializer(serializers.ModelSerializer):
+class RecoveryBaySerializer(ClinicModelSerializer):
     class Meta:
         model = RecoveryBay
         fields = ["id", "site", "name", "is_active"]
 
 
-class DowntimeSerializer(serializers.ModelSerializer):
+class DowntimeSerializer(ClinicModelSerializer):
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField()
 
@@ -61,19 +98,22 @@ class DowntimeSerializer(serializers.ModelSerializer):
         fields = ["id", "room", "equipment", "starts_at", "ends_at", "reason", "note"]
 
 
-class StaffMemberSerializer(serializers.ModelSerializer):
+class StaffMemberSerializer(ClinicModelSerializer):
     class Meta:
         model = StaffMember
         fields = ["id", "first_name", "last_name", "role", "sedation_capable", "email", "is_active"]
 
 
-class CredentialSerializer(serializers.ModelSerializer):
+class CredentialSerializer(ClinicModelSerializer):
+    # A license may date from long before the clinic's scheduling years; its expiry may not.
+    valid_from = ClinicDateField(first_year=FIRST_BIRTH_YEAR)
+
     class Meta:
         model = Credential
         fields = ["id", "staff", "kind", "procedure_code", "jurisdiction", "identifier", "valid_from", "expires_on"]
 
 
-class ShiftSerializer(serializers.ModelSerializer):
+class ShiftSerializer(ClinicModelSerializer):
     starts_at = WallClockTimeField()
     ends_at = WallClockTimeField()
 
@@ -82,7 +122,7 @@ class ShiftSerializer(serializers.ModelSerializer):
         fields = ["id", "staff", "site", "weekday", "starts_at", "ends_at", "valid_from", "valid_until"]
 
 
-class TimeOffSerializer(serializers.ModelSerializer):
+class TimeOffSerializer(ClinicModelSerializer):
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField()
 
@@ -91,7 +131,7 @@ class TimeOffSerializer(serializers.ModelSerializer):
         fields = ["id", "staff", "starts_at", "ends_at", "reason"]
 
 
-class ProcedureTypeSerializer(serializers.ModelSerializer):
+class ProcedureTypeSerializer(ClinicModelSerializer):
     sedation_allowed = serializers.ListField(child=serializers.ChoiceField(Sedation.choices))
     staff_roles = serializers.ListField(child=serializers.CharField(max_length=20))
     required_capabilities = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
@@ -167,8 +207,10 @@ PATIENT_FIELDS_BY_ROLE: dict[str, tuple[str, ...]] = {
 }
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(ClinicModelSerializer):
     """Full record; views narrow it with ``fields_for_role``."""
+
+    date_of_birth = ClinicDateField(first_year=FIRST_BIRTH_YEAR)
 
     class Meta:
         model = Patient
@@ -184,7 +226,9 @@ class PatientSerializer(serializers.ModelSerializer):
                     self.fields.pop(name)
 
 
-class MedicationHoldSerializer(serializers.ModelSerializer):
+class MedicationHoldSerializer(PatientScoped, ClinicModelSerializer):
+    patient = IdField(queryset=Patient.objects.none())
+
     class Meta:
         model = MedicationHold
         fields = ["id", "patient", "medication", "hold_days", "last_dose_on"]
@@ -233,7 +277,7 @@ class PinsInput(serializers.Serializer):
     site = IdField(queryset=Site.objects.all(), required=False)
 
 
-class AvailabilityQuery(serializers.Serializer):
+class AvailabilityQuery(PatientScoped, serializers.Serializer):
     procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     to = ClinicDateField()
@@ -241,7 +285,7 @@ class AvailabilityQuery(serializers.Serializer):
     physician = IdField(queryset=StaffMember.objects.filter(role="physician"), required=False)
     site = IdField(queryset=Site.objects.all(), required=False)
     room = IdField(queryset=ProcedureRoom.objects.all(), required=False)
-    patient = IdField(queryset=Patient.objects.all(), required=False)
+    patient = IdField(queryset=Patient.objects.none(), required=False)
     earliest = WallClockTimeField(required=False, help_text="Earliest start, site-local time of day")
     latest = WallClockTimeField(required=False, help_text="Latest start, site-local time of day")
     limit = serializers.IntegerField(min_value=1, max_value=200, default=10)
@@ -264,7 +308,7 @@ class AvailabilityQuery(serializers.Serializer):
 AvailabilityQuery._declared_fields["from"] = ClinicDateField()
 
 
-class ReasonsQuery(serializers.Serializer):
+class ReasonsQuery(PatientScoped, serializers.Serializer):
     procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()
@@ -272,7 +316,7 @@ class ReasonsQuery(serializers.Serializer):
     physician = IdField(queryset=StaffMember.objects.filter(role="physician"), required=False)
     site = IdField(queryset=Site.objects.all(), required=False)
     room = IdField(queryset=ProcedureRoom.objects.all(), required=False)
-    patient = IdField(queryset=Patient.objects.all(), required=False)
+    patient = IdField(queryset=Patient.objects.none(), required=False)
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -289,8 +333,8 @@ class ReasonsResultSerializer(serializers.Serializer):
     reasons = ReasonSerializer(many=True)
 
 
-class BookingCreateInput(PinsInput):
-    patient = IdField(queryset=Patient.objects.all())
+class BookingCreateInput(PatientScoped, PinsInput):
+    patient = IdField(queryset=Patient.objects.none())
     procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
     start = AwareDateTimeField()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -200,19 +201,41 @@ class ProcedureTypeViewSet(ReferenceViewSet):
 # --- patients -----------------------------------------------------------------------------
 
 
-def visible_patients(user: Any) -> QuerySet[Patient]:
-    """Object-level rule: physicians see their own patients, techs those of their cases."""
+# Roles that read every case, and roles that read only their own.
+SEE_EVERY_CASE = frozenset({ADMIN, SCHEDULER, NURSE})
+OWN_CASES_ONLY = frozenset({PHYSICIAN, TECH})
+
+
+def own_case_legs(user: Any) -> QuerySet[Allocation] | None:
+    """The one definition of "own case": None when the user's role reads every case, otherwise
+    the legs that make a case theirs (possibly none).
+
+    A case is the user's own while their staff record holds an *active* leg of it. A leg that
+    was deactivated (moved to another physician by a reschedule, released after a late end,
+    freed by a cancellation or a no-show) no longer counts, so whoever is moved off a case loses
+    it, and its patient, at once. Every read and write rule below derives from this.
+    """
     mine = roles_of(user)
-    patients = Patient.objects.all()
-    if mine & {ADMIN, SCHEDULER, NURSE}:
-        return patients
+    if mine & SEE_EVERY_CASE:
+        return None
     member = getattr(user, "staff_member", None)
-    if member is None:
-        return patients.none()
-    if PHYSICIAN in mine or TECH in mine:
-        booked = Allocation.objects.filter(staff=member).values("booking__patient_id")
-        return patients.filter(pk__in=booked)
-    return patients.none()
+    if member is None or not mine & OWN_CASES_ONLY:
+        return Allocation.objects.none()
+    return Allocation.objects.filter(staff=member, is_active=True)
+
+
+def visible_booking_rows(user: Any) -> QuerySet[Booking]:
+    """Bookings the user may read or act on, without related rows (for checks and subqueries)."""
+    legs = own_case_legs(user)
+    bookings = Booking.objects.all()
+    return bookings if legs is None else bookings.filter(pk__in=legs.values("booking_id"))
+
+
+def visible_patients(user: Any) -> QuerySet[Patient]:
+    """Patients of the bookings the user may read; any other patient is treated as unknown."""
+    legs = own_case_legs(user)
+    patients = Patient.objects.all()
+    return patients if legs is None else patients.filter(pk__in=legs.values("booking__patient_id"))
 
 
 class PatientViewSet(ReferenceViewSet):
@@ -248,12 +271,38 @@ class PatientViewSet(ReferenceViewSet):
 
 
 class MedicationHoldViewSet(ReferenceViewSet):
+    """A physician reads and writes the holds of their own patients only: a hold of anyone
+    else's patient is a 404, and naming another patient in a write is refused as an unknown id."""
+
     serializer_class = s.MedicationHoldSerializer
     filterset_fields = ["patient"]
     roles = role_map({ADMIN, SCHEDULER, PHYSICIAN, NURSE}, {ADMIN, SCHEDULER, PHYSICIAN, NURSE})
 
     def get_queryset(self) -> QuerySet[MedicationHold]:
         return MedicationHold.objects.filter(patient__in=visible_patients(self.request.user)).order_by("id")
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("context", self.get_serializer_context())
+        return s.MedicationHoldSerializer(*args, patients=visible_patients(self.request.user), **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        patients = sorted({row["patient"] for row in response.data.get("results", [])})
+        audit_read(
+            actor=request.user, action="medication_hold.list", object_type="scheduling.patient", object_ids=patients
+        )
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        audit_read(
+            actor=request.user,
+            action="medication_hold.read",
+            object_type="scheduling.patient",
+            object_ids=[response.data["patient"]],
+            details={"medication_hold": response.data["id"]},
+        )
+        return response
 
 
 # --- availability -------------------------------------------------------------------------
@@ -303,12 +352,17 @@ def site_zones() -> dict[int, ZoneInfo]:
     return {pk: ZoneInfo(tz) for pk, tz in Site.objects.values_list("id", "timezone")}
 
 
+def audit_patient_query(request: Request, action: str, patient: Patient | None) -> None:
+    if patient is not None:
+        audit_read(actor=request.user, action=action, object_type="scheduling.patient", object_ids=[patient.pk])
+
+
 class AvailabilityView(APIView):
     roles = {"get": {ADMIN, SCHEDULER, PHYSICIAN}}
 
     @extend_schema(parameters=[s.AvailabilityQuery], responses={200: s.AvailabilityResultSerializer})
     def get(self, request: Request) -> Response:
-        query = s.AvailabilityQuery(data=request.query_params)
+        query = s.AvailabilityQuery(data=request.query_params, patients=visible_patients(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         slots = availability_search(
@@ -327,6 +381,8 @@ class AvailabilityView(APIView):
             )
         )
         zones = site_zones()
+        # The patient's holds and other cases shaped these slots: that is a read of their record.
+        audit_patient_query(request, "availability.read", data.get("patient"))
         return Response({"results": [slot_data(slot, zones) for slot in slots]})
 
 
@@ -335,7 +391,7 @@ class ReasonsView(APIView):
 
     @extend_schema(parameters=[s.ReasonsQuery], responses={200: s.ReasonsResultSerializer})
     def get(self, request: Request) -> Response:
-        query = s.ReasonsQuery(data=request.query_params)
+        query = s.ReasonsQuery(data=request.query_params, patients=visible_patients(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         problems = explain_start(
@@ -346,6 +402,7 @@ class ReasonsView(APIView):
             pins=_pins(data),
             patient=data.get("patient"),
         )
+        audit_patient_query(request, "availability.reasons_read", data.get("patient"))
         return Response({"feasible": not problems, "reasons": [p.as_dict() for p in problems]})
 
 
@@ -385,14 +442,9 @@ def bookings_with_legs() -> QuerySet[Booking]:
 
 
 def visible_bookings(user: Any) -> QuerySet[Booking]:
-    mine = roles_of(user)
+    legs = own_case_legs(user)
     bookings = bookings_with_legs()
-    if mine & {ADMIN, SCHEDULER, NURSE}:
-        return bookings
-    member = getattr(user, "staff_member", None)
-    if member is None or not mine & {PHYSICIAN, TECH}:
-        return bookings.none()
-    return bookings.filter(pk__in=Allocation.objects.filter(staff=member).values("booking_id"))
+    return bookings if legs is None else bookings.filter(pk__in=legs.values("booking_id"))
 
 
 def resource_choice(data: dict[str, Any]) -> ResourceChoice:
@@ -473,10 +525,10 @@ class BookingViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=s.BookingCreateInput, responses={201: s.BookingSerializer})
     def create(self, request: Request) -> HttpResponseBase:
-        return run_idempotent(request, "bookings.create", lambda: self._create(request), self._error)
+        return self._once(request, "bookings.create", None, lambda: self._create(request))
 
     def _create(self, request: Request) -> Response:
-        data_in = s.BookingCreateInput(data=request.data)
+        data_in = s.BookingCreateInput(data=request.data, patients=visible_patients(request.user))
         data_in.is_valid(raise_exception=True)
         data = data_in.validated_data
         try:
@@ -499,7 +551,7 @@ class BookingViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.RescheduleInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def reschedule(self, request: Request, pk: str | None = None) -> HttpResponseBase:
-        return run_idempotent(request, f"bookings.{pk}.reschedule", lambda: self._reschedule(request), self._error)
+        return self._once(request, f"bookings.{pk}.reschedule", pk, lambda: self._reschedule(request))
 
     def _reschedule(self, request: Request) -> Response:
         booking = self.get_object()
@@ -524,7 +576,7 @@ class BookingViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.CancelInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> HttpResponseBase:
-        return run_idempotent(request, f"bookings.{pk}.cancel", lambda: self._cancel(request), self._error)
+        return self._once(request, f"bookings.{pk}.cancel", pk, lambda: self._cancel(request))
 
     def _cancel(self, request: Request) -> Response:
         booking = self.get_object()
@@ -540,6 +592,13 @@ class BookingViewSet(viewsets.GenericViewSet):
 
     def _error(self, exc: Exception) -> Response | None:
         return exception_handler(exc, {"view": self, "request": self.request})
+
+    def _once(
+        self, request: Request, scope: str, pk: str | None, handler: Callable[[], Response]
+    ) -> HttpResponseBase:
+        return run_idempotent(
+            request, scope, handler, self._error, visible=lambda: visible_booking_rows(request.user), booking_id=pk
+        )
 
 
 # --- daily list ---------------------------------------------------------------------------
@@ -579,7 +638,7 @@ class DailyListView(APIView):
         if not mine & {ADMIN, SCHEDULER, NURSE, TECH} and getattr(request.user, "staff_member", None) != physician:
             return problem(403, "permission_denied", "Physicians see their own daily list.")
         role = primary_role(request.user)
-        cases = self._cases(physician, day)
+        cases = self._cases(request, physician, day)
         readiness = readiness_summaries(cases)
         rows = [self._row(b, role, readiness[b.pk].as_dict()) for b in cases]
         audit_read(
@@ -593,11 +652,13 @@ class DailyListView(APIView):
             {"physician": {"id": physician.pk, "name": str(physician)}, "date": day.isoformat(), "cases": rows}
         )
 
-    def _cases(self, physician: StaffMember, day: date) -> list[Booking]:
+    def _cases(self, request: Request, physician: StaffMember, day: date) -> list[Booking]:
+        """The physician's cases that day which the caller may see: a tech reading a physician's
+        list gets the cases they work on, not every patient of that physician."""
         # The day is local to each case's site; a day-wide UTC window around it is narrowed below.
         start = datetime.combine(day, time(0), tzinfo=ZoneInfo("UTC")) - timedelta(days=1)
         bookings = (
-            bookings_with_legs()
+            visible_bookings(request.user)
             .filter(
                 pk__in=Allocation.objects.filter(role="physician", staff=physician, is_active=True).values(
                     "booking_id"

@@ -27,7 +27,8 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Heartbeat files in memory, not on a disk that can stall the arbiter.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_SHM = "/dev/shm"  # noqa: S108 (gunicorn only writes its heartbeat files there)
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 preload_app = False
 
 

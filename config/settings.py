@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var"))
@@ -30,13 +31,20 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# A random key per process is safe for a demo and tests; production must set SECRET_KEY
-# so sessions and tokens survive restarts.
-SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
+# pytest sets PYTEST_VERSION for the whole run; nothing else should.
+TESTING = "PYTEST_VERSION" in os.environ
+SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+if not SECRET_KEY:
+    if not (DEBUG or TESTING):
+        # A key made up per process signs sessions one worker cannot read in another, and
+        # changes at every restart: production must not start that way.
+        raise ImproperlyConfigured("SECRET_KEY is not set. Set it (e.g. from a secret store) or run with DEBUG=true.")
+    SECRET_KEY = secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    "django_prometheus",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -52,11 +60,17 @@ INSTALLED_APPS = [
     "staff",
     "scheduling",
     "api",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "core.middleware.RequestContextMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.BodyLimitMiddleware",
+    "core.middleware.DatabaseDeadlineMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +78,7 @@ MIDDLEWARE = [
     "core.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,17 +112,38 @@ def database_config() -> dict[str, Any]:
         # "database is locked" regardless of the timeout.
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            # How long a writer waits for the lock: long enough for a queue of bookings (a few
+            # ms each), short enough that a stuck writer gives a 503 rather than a hang.
+            "timeout": int(os.environ.get("SQLITE_BUSY_TIMEOUT", "10")),
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         # A file, not shared-cache memory, so concurrency tests see real SQLite locking.
         config["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
     elif config["ENGINE"] == "django.db.backends.postgresql":
-        config.setdefault("OPTIONS", {})["connect_timeout"] = 5
+        config["ENGINE"] = "core.dbbackends.postgresql"
+        options = config.setdefault("OPTIONS", {})
+        options.update(
+            {
+                # A server that does not answer the handshake in time is down for this request.
+                "connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT", "2")),
+                # Dead peers on a quiet connection are noticed in under a minute.
+                "keepalives": 1,
+                "keepalives_idle": 20,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 20000,
+                # A runaway statement is stopped by the server itself.
+                "options": f"-c statement_timeout={int(os.environ.get('DB_STATEMENT_TIMEOUT_MS', '30000'))}",
+            }
+        )
     return config
 
 
 DATABASES = {"default": database_config()}
+# Web requests only: each database round trip may take this long before its connection is shut
+# and the request answers 503 (core.dbtimeout). The health check of a reused connection gets less.
+DB_QUERY_TIMEOUT_SECONDS = float(os.environ.get("DB_QUERY_TIMEOUT_SECONDS", "3"))
+DB_HEALTH_CHECK_SECONDS = float(os.environ.get("DB_HEALTH_CHECK_SECONDS", "1"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,15 +165,55 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Serve the admin's files from the app directories without a collectstatic step in development.
-WHITENOISE_USE_FINDERS = True
+# In development the files come straight from the apps; production serves what collectstatic gathered.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 8
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and "DATABASE_URL" in os.environ)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# Transport security. Production terminates TLS (here or at a proxy) and sets SECURE_SSL_REDIRECT;
+# the embedded demo is plain http on loopback, where browsers ignore HSTS anyway.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Everything is served from the project itself; nothing loads from another origin. The admin's
+# templates still carry style attributes, hence inline styles (never inline scripts).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# Addresses (or networks) of our own reverse proxies: only from them is X-Forwarded-For believed.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Request bodies are small JSON documents; anything larger is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+
+# One cache that every worker process shares: Redis when configured, the database otherwise.
+# Sign-in throttles live here, so three gunicorn workers count one client's guesses together.
+_DB_CACHE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "core_cache"}
+_SHARED_CACHE: dict[str, Any] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "clinic",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    if REDIS_URL
+    else _DB_CACHE
+)
+CACHES = {"default": _SHARED_CACHE, "throttle": _SHARED_CACHE, "throttle_fallback": _DB_CACHE}
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or REDIS_URL or "filesystem://"
 BROKER_DIR = DATA_DIR / "broker"
 if CELERY_BROKER_URL == "filesystem://":
@@ -225,12 +301,30 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# One JSON object per line, each with the request id and user id of the request that wrote it.
+# Log lines carry ids, codes and paths, never patient data and never query strings.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "core.logs.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "core.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's request logger repeats what the access line says, with less care for PHI.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -241,19 +335,31 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "api.permissions.RolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.SafeJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["api.filters.FilterBackend"],
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "10/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
 }
+# Sign-in throttles: attempts per client address per window, and a lockout per username after
+# repeated failures (whatever address they come from), on the token endpoint and sign-in pages.
 LOGIN_THROTTLE_PATHS = {"/admin/login/"}
 LOGIN_THROTTLE_ATTEMPTS = int(os.environ.get("LOGIN_THROTTLE_ATTEMPTS", "10"))
 LOGIN_THROTTLE_WINDOW_SECONDS = 60
+LOGIN_LOCKOUT_ATTEMPTS = int(os.environ.get("LOGIN_LOCKOUT_ATTEMPTS", "5"))
+LOGIN_LOCKOUT_WINDOW_SECONDS = 15 * 60
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
 API_TOKEN_HOURS = int(os.environ.get("API_TOKEN_HOURS", "12"))
+# A token unused this long is revoked at its next use.
+API_TOKEN_IDLE_MINUTES = int(os.environ.get("API_TOKEN_IDLE_MINUTES", "60"))
+
+# /metrics: open to loopback, or to anyone presenting this bearer token.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# /readyz turns 503 when the oldest due notification has waited longer than this.
+READY_OUTBOX_LAG_MINUTES = int(os.environ.get("READY_OUTBOX_LAG_MINUTES", "10"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fluoroscopy suite scheduling API",

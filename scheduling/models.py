@@ -1,15 +1,53 @@
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, date, datetime
 from functools import reduce
 from operator import or_
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 from rooms.models import Capability, EquipmentKind
+
+# The years the clinic schedules in. A typed 9999 or 0202 would otherwise be stored and later
+# overflow date arithmetic (a hold's end, a lab window) far from where it was entered.
+FIRST_YEAR = 2000
+LAST_YEAR = 2200
+# Birth dates reach further back: many vertebroplasty patients are in their eighties or nineties.
+FIRST_BIRTH_YEAR = 1900
+
+
+@deconstructible
+class YearRangeValidator:
+    """Refuses a date or date-time whose year is outside ``[first, last]``."""
+
+    code = "year_out_of_range"
+
+    def __init__(self, first: int = FIRST_YEAR, last: int = LAST_YEAR) -> None:
+        self.first = first
+        self.last = last
+
+    @property
+    def message(self) -> str:
+        return f"The year must be between {self.first} and {self.last}."
+
+    def __call__(self, value: date | datetime | None) -> None:
+        if value is not None and not self.first <= value.year <= self.last:
+            raise ValidationError(self.message, code=self.code)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, YearRangeValidator) and (self.first, self.last) == (other.first, other.last)
+
+    def __hash__(self) -> int:
+        return hash((self.first, self.last))
+
+
+clinic_years = YearRangeValidator()
+birth_years = YearRangeValidator(first=FIRST_BIRTH_YEAR)
 
 
 class Sedation(models.TextChoices):
@@ -127,7 +165,7 @@ class Patient(models.Model):
     mrn = models.CharField("MRN", max_length=40, unique=True)
     first_name = models.CharField(max_length=80)
     last_name = models.CharField(max_length=80)
-    date_of_birth = models.DateField()
+    date_of_birth = models.DateField(validators=[birth_years])
     phone = models.CharField(max_length=30, blank=True)
     escort_name = models.CharField(max_length=120, blank=True)
     escort_phone = models.CharField(max_length=30, blank=True)
@@ -153,7 +191,7 @@ class MedicationHold(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="medication_holds")
     medication = models.CharField(max_length=60)
     hold_days = models.PositiveSmallIntegerField()
-    last_dose_on = models.DateField(null=True, blank=True)
+    last_dose_on = models.DateField(null=True, blank=True, validators=[clinic_years])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -333,11 +371,11 @@ class CaseChecklist(models.Model):
     """What staff record on the day; the readiness gate reads it with the patient's records."""
 
     booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="checklist")
-    consent_signed_at = models.DateTimeField(null=True, blank=True)
+    consent_signed_at = models.DateTimeField(null=True, blank=True, validators=[clinic_years])
     escort_confirmed = models.BooleanField(default=False, help_text="Pickup by the responsible adult confirmed.")
     escort_present_at = models.DateTimeField(null=True, blank=True)
-    last_solids_at = models.DateTimeField(null=True, blank=True)
-    last_clears_at = models.DateTimeField(null=True, blank=True)
+    last_solids_at = models.DateTimeField(null=True, blank=True, validators=[clinic_years])
+    last_clears_at = models.DateTimeField(null=True, blank=True, validators=[clinic_years])
     pregnancy_status = models.CharField(max_length=20, choices=PregnancyStatus.choices, default=PregnancyStatus.UNKNOWN)
     allergies_reviewed = models.BooleanField(default=False)
     override_reason = models.CharField(max_length=255, blank=True)
@@ -360,7 +398,7 @@ class LabResult(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="lab_results")
     test = models.CharField(max_length=20, choices=LabTest.choices)
     value = models.DecimalField(max_digits=7, decimal_places=2)
-    taken_at = models.DateTimeField()
+    taken_at = models.DateTimeField(validators=[clinic_years])
 
     class Meta:
         ordering = ["-taken_at"]
@@ -378,7 +416,7 @@ class ImagingModality(models.TextChoices):
 class ImagingStudy(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="imaging_studies")
     modality = models.CharField(max_length=20, choices=ImagingModality.choices)
-    performed_on = models.DateField()
+    performed_on = models.DateField(validators=[clinic_years])
 
     class Meta:
         ordering = ["-performed_on"]

@@ -31,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from core import metrics
 from rooms.models import Downtime, Site
 from scheduling.models import (
     ACTIVE_STATUSES,
@@ -405,6 +406,7 @@ def notification_send(notification_id: int, *, now: datetime | None = None) -> s
         cause = type(exc.__cause__ or exc).__name__
         if now - notification.due_at < timedelta(hours=settings.OUTBOX_RETRY_HOURS):
             _finish(notification_id, NotificationStatus.PENDING, last_error=f"not sent: {cause}", queued_at=None)
+            metrics.deliveries.labels("retry").inc()
             logger.warning("notification %s not sent (%s); will retry", notification_id, cause)
             return NotificationStatus.PENDING
         _fail(notification, f"not sent: {cause}")
@@ -414,6 +416,7 @@ def notification_send(notification_id: int, *, now: datetime | None = None) -> s
         _fail(notification, f"send: {type(exc).__name__}")
         return NotificationStatus.FAILED
     _finish(notification_id, NotificationStatus.SENT, sent_at=timezone.now(), last_error="")
+    metrics.deliveries.labels("sent").inc()
     logger.info("notification %s sent (%s)", notification_id, notification.kind)
     return NotificationStatus.SENT
 
@@ -428,6 +431,7 @@ def _fail(notification: Notification, error: str) -> None:
     with transaction.atomic():
         _finish(notification.pk, NotificationStatus.FAILED, last_error=error[:255])
         _alert(notification, f"Message {notification.pk} ({notification.kind}) failed: {error}.")
+    metrics.deliveries.labels("failed").inc()
     logger.error("notification %s failed: %s", notification.pk, error)
 
 

@@ -59,6 +59,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles(request: pytest.FixtureRequest) -> None:
+    """Sign-in counters live in a shared cache that outlives a test (Redis, or a table that
+    transactional tests do not flush): every test starts with none."""
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    transactional = "transactional_db" in names or "live_server" in names or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    elif marker is not None or "db" in names:
+        request.getfixturevalue("db")
+    else:
+        return
+    clear_throttles()
+
+
+def clear_throttles() -> None:
+    from django.core.cache import caches
+
+    for alias in ("throttle", "throttle_fallback"):
+        cache = caches[alias]
+        client = getattr(cache, "_cache", None)
+        if client is not None and hasattr(client, "get_client"):
+            # Only our keys: the same Redis holds the Celery queues.
+            redis_client = client.get_client(write=True)
+            for key in redis_client.scan_iter(match="*throttle:*"):
+                redis_client.delete(key)
+        else:
+            cache.clear()
+
+
 def redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping())

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import metrics
 from core.audit import audit_record
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay
 from scheduling.availability.search import Pins, assign_resources, explain_start
@@ -200,6 +201,10 @@ def _span(legs: list[BoundLeg]) -> tuple[datetime, datetime, datetime]:
     return room.starts_at, max(leg.ends_at for leg in legs), patient.starts_at
 
 
+def _count(action: str) -> None:
+    transaction.on_commit(lambda: metrics.bookings.labels(action).inc())
+
+
 def booking_create(
     *,
     actor: Any,
@@ -273,6 +278,7 @@ def booking_create(
         )
         # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
         reminders_schedule(booking=booking, now=now)
+    _count("create")
     return booking
 
 
@@ -339,6 +345,7 @@ def booking_reschedule(
             },
         )
         reminders_schedule(booking=current)
+    _count("reschedule")
     return current
 
 
@@ -370,4 +377,5 @@ def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "")
         current.legs.filter(is_active=True).update(is_active=False)
         reminders_withdraw(booking=current)
         audit_record(actor=actor, action="booking.cancel", obj=current, details={"from": previous, "reason": reason})
+    _count("cancel")
     return current
