@@ -29,7 +29,10 @@ requirements="requirements.in"
 [ "$profile" = "dev" ] && requirements="requirements-dev.in"
 stamp=".venv/.installed-$profile"
 wanted="$(cat requirements.in "$requirements" requirements.lock | sha256sum | cut -c1-16)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+dev_wanted="$(cat requirements.in requirements-dev.in requirements.lock | sha256sum | cut -c1-16)"
+if [ "$profile" = "runtime" ] && [ "$(cat .venv/.installed-dev 2>/dev/null || true)" = "$dev_wanted" ]; then
+  : # the dev set includes the runtime set
+elif [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   echo "Installing pinned dependencies ($profile)"
   python -m pip install --quiet --disable-pip-version-check --upgrade pip
   python -m pip install --quiet --disable-pip-version-check -r "$requirements" -c requirements.lock

@@ -30,6 +30,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 _SHM = "/dev/shm"  # noqa: S108 (gunicorn only writes its heartbeat files there)
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 preload_app = False
+# One fixed control socket per user would make a second server on the same machine (tests, the
+# benchmark) fight over it; nothing here uses it.
+control_socket_disable = True
 
 
 def child_exit(server: Any, worker: Any) -> None:

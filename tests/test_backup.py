@@ -15,13 +15,15 @@ from contextlib import closing, contextmanager, suppress
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
+from psycopg import sql
 
-from core.management.commands.db_backup import online_backup, pg_conninfo
+from core.management.commands.db_backup import online_backup, pg_connect
 from scheduling.models import Patient, ProcedureType
 from scheduling.services.bookings import booking_create
 from tests import factories as f
@@ -273,9 +275,6 @@ def test_sqlite_backup_and_restore_refuse_damaged_or_misplaced_files(frozen_now,
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_postgres_backup_restores_into_a_scratch_database(frozen_now, tmp_path):
-    import psycopg
-    from psycopg import sql
-
     clinic = build_clinic()
     vp = ProcedureType.objects.get(code="VP")
     for patient, start, n in islice(vp_slots(clinic), 4):
@@ -292,43 +291,46 @@ def test_postgres_backup_restores_into_a_scratch_database(frozen_now, tmp_path):
     assert "4 bookings, 28 legs, 20 patients" in backup_out
 
     scratch = f"restore_check_{os.getpid()}_{secrets.token_hex(4)}"
-    admin_settings = {**connection.settings_dict, "NAME": "postgres"}
-    with psycopg.connect(
-        pg_conninfo(admin_settings), password=connection.settings_dict.get("PASSWORD") or None, autocommit=True
-    ) as admin:
+    scratch_settings = {**connection.settings_dict, "NAME": scratch}
+    with closing(pg_connect({**connection.settings_dict, "NAME": "postgres"})) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
         try:
             with scratch_alias(scratch) as alias:
                 restore_out, _ = run("db_restore", str(backup), "--yes", "--database", alias)
+            with closing(pg_connect(scratch_settings)) as restored, connection.cursor() as live:
                 tables = connection.introspection.table_names()
                 assert "scheduling_allocation" in tables
-                assert connections[alias].introspection.table_names() == tables
-                assert row_counts(alias, tables) == row_counts("default", tables)
-                exclusions = exclusion_constraints("default")
+                assert table_names(restored.cursor()) == table_names(live)
+                assert row_counts(restored.cursor(), tables) == row_counts(live, tables)
+                exclusions = exclusion_constraints(live)
                 assert len(exclusions) >= 5
-                assert exclusion_constraints(alias) == exclusions
+                assert exclusion_constraints(restored.cursor()) == exclusions
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
     assert "4 bookings, 28 legs, 20 patients" in restore_out
     assert_no_patient_data(clinic, backup_out, restore_out)
 
 
-def row_counts(alias: str, tables: list[str]) -> dict[str, int]:
-    db = connections[alias]
-    with db.cursor() as cursor:
-        counts = {}
-        for table in tables:
-            cursor.execute(f"SELECT count(*) FROM {db.ops.quote_name(table)}")
-            counts[table] = cursor.fetchone()[0]
+def table_names(cursor: Any) -> list[str]:
+    cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    return [name for (name,) in cursor.fetchall()]
+
+
+def row_counts(cursor: Any, tables: list[str]) -> dict[str, int]:
+    counts = {}
+    for table in tables:
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        counts[table] = cursor.fetchone()[0]
     return counts
 
 
-def exclusion_constraints(alias: str) -> list[tuple[str, str]]:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'x' ORDER BY conname"
-        )
-        return [(name, definition) for name, definition in cursor.fetchall()]
+def exclusion_constraints(cursor: Any) -> list[tuple[str, str, str]]:
+    """Every exclusion constraint with its table and definition: the double-booking guard."""
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'x' ORDER BY 1, 2"
+    )
+    return [tuple(row) for row in cursor.fetchall()]
 
 
 @pytest.mark.django_db(transaction=True)

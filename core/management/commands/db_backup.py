@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.connection import ConnectionDoesNotExist
+from psycopg.conninfo import make_conninfo
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -108,12 +110,14 @@ def backup_engine(path: Path) -> str | None:
 
 
 def describe_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{size} bytes"
+    return f"{value:.1f} GiB"
 
 
 def reported_tables() -> list[tuple[str, str]]:
@@ -280,8 +284,6 @@ def backup_sqlite(
 
 def pg_conninfo(settings_dict: Mapping[str, Any], *, extra_options: str = "") -> str:
     """A libpq connection string for the configured database, without the password."""
-    from psycopg.conninfo import make_conninfo
-
     params: dict[str, Any] = {
         key: value
         for key, value in (settings_dict.get("OPTIONS") or {}).items()
@@ -294,6 +296,13 @@ def pg_conninfo(settings_dict: Mapping[str, Any], *, extra_options: str = "") ->
         params["options"] = f"{params.get('options', '')} {extra_options}".strip()
     params["fallback_application_name"] = "clinic-backup"
     return make_conninfo("", **params)
+
+
+def pg_connect(settings_dict: Mapping[str, Any]) -> Any:
+    """A plain psycopg connection (autocommit) to the configured database, for work done
+    outside Django's connection handling, such as reading a database just restored."""
+    password = settings_dict.get("PASSWORD") or None
+    return psycopg.connect(pg_conninfo(settings_dict), password=password, autocommit=True)
 
 
 def run_pg_tool(tool: str, args: list[str], settings_dict: Mapping[str, Any]) -> str:
@@ -349,28 +358,37 @@ def backup_postgres(connection: BaseDatabaseWrapper, target: Path) -> dict[str, 
         raise CommandError("A backup cannot be taken inside a transaction.")
     settings_dict = connection.settings_dict
     with staging_file(target, "partial") as staging:
-        with connection.cursor() as cursor:
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            try:
-                cursor.execute("SELECT pg_export_snapshot()")
-                snapshot = str(cursor.fetchone()[0])
-                counts = count_rows(cursor)
-                run_pg_tool(
-                    "pg_dump",
-                    [
-                        "--format=custom",
-                        f"--file={staging}",
-                        f"--snapshot={snapshot}",
-                        f"--lock-wait-timeout={PG_LOCK_WAIT}",
-                        "--no-password",
-                        f"--dbname={pg_conninfo(settings_dict)}",
-                    ],
-                    settings_dict,
-                )
-            finally:
-                cursor.execute("ROLLBACK")
+        try:
+            counts = dump_in_snapshot(connection, staging)
+        except DatabaseError as exc:
+            raise CommandError(f"Could not read the database: {exc}") from None
         pg_archive_header(staging, settings_dict)
         publish(staging, target)
+    return counts
+
+
+def dump_in_snapshot(connection: BaseDatabaseWrapper, staging: Path) -> dict[str, int]:
+    settings_dict = connection.settings_dict
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = str(cursor.fetchone()[0])
+            counts = count_rows(cursor)
+            run_pg_tool(
+                "pg_dump",
+                [
+                    "--format=custom",
+                    f"--file={staging}",
+                    f"--snapshot={snapshot}",
+                    f"--lock-wait-timeout={PG_LOCK_WAIT}",
+                    "--no-password",
+                    f"--dbname={pg_conninfo(settings_dict)}",
+                ],
+                settings_dict,
+            )
+        finally:
+            cursor.execute("ROLLBACK")
     return counts
 
 

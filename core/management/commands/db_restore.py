@@ -23,6 +23,7 @@ from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -39,6 +40,7 @@ from core.management.commands.db_backup import (
     format_counts,
     online_backup,
     pg_archive_header,
+    pg_connect,
     pg_conninfo,
     publish,
     reported_tables,
@@ -156,6 +158,19 @@ def restore_postgres(source: Path, settings_dict: Mapping[str, Any]) -> None:
     )
 
 
+def restored_counts(connection: BaseDatabaseWrapper, engine: str) -> dict[str, int]:
+    """Row counts read from the restored database over a connection of its own, so that the
+    command leaves Django's connection closed, as a fresh process would find it."""
+    try:
+        if engine == SQLITE:
+            with closing(sqlite_connect(sqlite_path(connection), "ro")) as db:
+                return count_rows(db.cursor())
+        with closing(pg_connect(connection.settings_dict)) as pg, pg.cursor() as cursor:
+            return count_rows(cursor)
+    except (sqlite3.Error, psycopg.Error) as exc:
+        raise CommandError(f"The database was restored, but could not be read back: {exc}.") from None
+
+
 def describe_database(connection: BaseDatabaseWrapper, engine: str) -> str:
     if engine == SQLITE:
         return f"the SQLite database {sqlite_path(connection)}"
@@ -219,11 +234,7 @@ class Command(BaseCommand):
             replace_sqlite(source, target, warn=lambda message: self.stderr.write(self.style.WARNING(message)))
         else:
             restore_postgres(source, connection.settings_dict)
-        try:
-            with connection.cursor() as cursor:
-                counts = count_rows(cursor)
-        finally:
-            connection.close()
+        counts = restored_counts(connection, engine)
         self.stdout.write(self.style.SUCCESS(f"Restored {target_name} from {source}: {format_counts(counts)}."))
         self.stdout.write(
             "If the backup was made by an older version of the application, run `python manage.py migrate` now."
