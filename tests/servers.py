@@ -98,7 +98,13 @@ def gunicorn(env: dict[str, str], *, workers: int = 3, threads: int = 2) -> Iter
     process = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "-c", "config/gunicorn.py", "config.wsgi"],
         cwd=ROOT,
-        env={**env, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads)},
+        env={
+            **env,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "WEB_CONCURRENCY": str(workers),
+            "WEB_THREADS": str(threads),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -106,7 +106,7 @@ def test_first_command_holds_32_clients_on_one_start_ten_runs_in_a_row(tmp_path:
             assert status == 201, body
             patients.append(_json(body)["id"])
 
-        today = dt.date.today()
+        today = dt.datetime.now(tz=dt.UTC).date()
         for run in range(RUNS):
             query = (
                 f"/api/v1/availability/?procedure_type=VP&levels=1&limit=1"

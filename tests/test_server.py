@@ -3,6 +3,7 @@ answering, and the settings' refusal to start unsafely."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import socket
@@ -27,7 +28,8 @@ def _csrf_login(port: int, username: str, forwarded_for: str) -> int:
     assert status == 200
     cookie = re.search(r"csrftoken=([^;]+)", headers["set-cookie"])
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
-    assert cookie is not None and token is not None
+    assert cookie is not None
+    assert token is not None
     form = f"csrfmiddlewaretoken={token.group(1).decode()}&username={username}&password=wrong-{username}"
     status, _, _ = request(
         port,
@@ -131,10 +133,8 @@ class FreezableProxy:
         self.closed = True
         self.frozen.clear()
         for sock in [self.listener, *self.sockets]:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 @pytest.mark.postgres
