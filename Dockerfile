@@ -19,13 +19,19 @@ COPY requirements.in requirements.lock ./
 RUN pip install -r requirements.in -c requirements.lock
 
 COPY . .
+# Static files are gathered at build time and served by the app (WhiteNoise); the key is only
+# for this build step, the running container must be given its own.
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput >/dev/null
 
 # The settings create DATA_DIR at import and beat keeps its schedule there, so the
 # unprivileged user must own it.
 RUN useradd --create-home --uid 10001 --user-group app \
-    && mkdir -p /app/var \
+    && mkdir -p /app/var /app/var/prometheus \
     && chown -R app:app /app/var
 USER app
+ENV HOST=0.0.0.0 \
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus
 
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
