@@ -277,7 +277,7 @@ def booking_create(
             },
         )
         # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
-        reminders_schedule(booking=booking, now=now)
+        reminders_schedule(booking=booking, now=now, new=True)
     _count("create")
     return booking
 

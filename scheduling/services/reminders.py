@@ -63,7 +63,7 @@ def booking_key(kind: str, booking_id: int) -> str:
     return f"{kind}:booking:{booking_id}"
 
 
-def reminders_schedule(*, booking: Booking, now: datetime | None = None) -> list[Notification]:
+def reminders_schedule(*, booking: Booking, now: datetime | None = None, new: bool = False) -> list[Notification]:
     """Write, or re-time, the patient reminders of a scheduled case.
 
     Call inside the booking's transaction. A reminder whose time has passed is due at once,
@@ -71,10 +71,25 @@ def reminders_schedule(*, booking: Booking, now: datetime | None = None) -> list
     reminders go by SMS to ``Patient.phone``, read when the message is sent (a number added
     later is used; a case with none is skipped then). A reminder already handed to the
     broker keeps its time: it is built from the case as it stands when sent.
+
+    ``new``: the booking was created in this transaction, so it has no rows yet and they are
+    written in one insert (the booking path's budget counts round trips).
     """
     now = now or timezone.now()
     if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
         return []
+    if new:
+        return Notification.objects.bulk_create(
+            Notification(
+                kind=kind,
+                dedupe_key=booking_key(kind, booking.pk),
+                due_at=max(booking.starts_at - offset, now),
+                booking=booking,
+                site=booking.site,
+                channel=Channel.SMS,
+            )
+            for kind, offset in reminder_offsets()
+        )
     return [
         enqueue_notification(
             kind=kind,
