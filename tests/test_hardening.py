@@ -312,3 +312,23 @@ def test_conflicts_and_bookings_are_counted(clinic, django_capture_on_commit_cal
     assert value("clinic_bookings_total", action="create") == booked + 1
     assert value("clinic_booking_conflicts_total") == conflicts + 1
     assert AuditEvent.objects.filter(action="booking.create").count() == 1
+
+
+def test_throttles_hold_when_redis_stops_answering(db, settings, caplog):
+    # A shared cache that refuses connections: the counters move to the database instead of
+    # letting guesses through or failing the sign-in.
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        },
+    }
+    client = Client()
+    codes = [token_attempt(client, f"r{i}", "x").status_code for i in range(12)]
+    assert codes == [401] * 10 + [429] * 2
+    f.UserFactory(username="still-locks")
+    codes = [token_attempt(client, "still-locks", "x", address=f"10.7.0.{i}").status_code for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    assert "throttle cache unavailable, using the database: ConnectionError" in caplog.text
