@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scheduling.dates import to_local
 from scheduling.models import FIRST_YEAR, LAST_YEAR
 
 
@@ -43,7 +44,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 def local_iso(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).isoformat()
+    return to_local(moment, zone).isoformat()
 
 
 MAX_ID = 2**63 - 1

@@ -15,7 +15,7 @@ from api import serializers as s
 from api.errors import exception_handler
 from api.idempotency import run_idempotent
 from api.permissions import ADMIN, SCHEDULER, primary_role
-from api.views import bookings_with_legs, visible_bookings
+from api.views import bookings_with_legs, visible_booking_rows, visible_bookings
 from scheduling.models import Booking
 from scheduling.services.holds import hold_confirm
 
@@ -33,7 +33,14 @@ class HoldViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def confirm(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         """Turn a hold into a scheduled case; 409 if it has expired or is not a hold."""
-        return run_idempotent(request, f"bookings.{pk}.confirm", lambda: self._confirm(request), self._error)
+        return run_idempotent(
+            request,
+            f"bookings.{pk}.confirm",
+            lambda: self._confirm(request),
+            self._error,
+            visible=lambda: visible_booking_rows(request.user),
+            booking_id=pk,
+        )
 
     def _confirm(self, request: Request) -> Response:
         confirmed = hold_confirm(actor=request.user, booking=self.get_object())

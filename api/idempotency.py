@@ -63,9 +63,9 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
     total = 0
     while True:
         batch = list(
-            IdempotencyRecord.objects.filter(created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[
-                :PURGE_BATCH
-            ]
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:PURGE_BATCH]
         )
         if not batch:
             return total
@@ -158,9 +158,7 @@ def run_idempotent(
     subject = int(booking_id) if booking_id is not None else None
 
     def replay(record: IdempotencyRecord) -> HttpResponseBase:
-        return _replay(
-            request, record, fingerprint, visible=visible, booking_id=subject, render_error=render_error
-        )
+        return _replay(request, record, fingerprint, visible=visible, booking_id=subject, render_error=render_error)
 
     with transaction.atomic():
         existing = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()

@@ -593,9 +593,7 @@ class BookingViewSet(viewsets.GenericViewSet):
     def _error(self, exc: Exception) -> Response | None:
         return exception_handler(exc, {"view": self, "request": self.request})
 
-    def _once(
-        self, request: Request, scope: str, pk: str | None, handler: Callable[[], Response]
-    ) -> HttpResponseBase:
+    def _once(self, request: Request, scope: str, pk: str | None, handler: Callable[[], Response]) -> HttpResponseBase:
         return run_idempotent(
             request, scope, handler, self._error, visible=lambda: visible_booking_rows(request.user), booking_id=pk
         )

@@ -22,7 +22,7 @@ from api.errors import exception_handler
 from api.fields import AwareDateTimeField, ClinicDateField, IdField, local_iso
 from api.idempotency import run_idempotent
 from api.permissions import ADMIN, NURSE, PHYSICIAN, SCHEDULER, primary_role, roles_of
-from api.views import bookings_with_legs, visible_bookings, visible_patients
+from api.views import bookings_with_legs, visible_booking_rows, visible_bookings, visible_patients
 from core.audit import audit_read
 from scheduling.models import (
     Alert,
@@ -102,17 +102,10 @@ class ChecklistSerializer(serializers.Serializer):
     items = ChecklistItemSerializer(many=True)
 
 
-class VisiblePatientInput(serializers.Serializer):
+class VisiblePatientInput(s.PatientScoped):
     """A patient id the caller may see; another is refused as if it did not exist."""
 
     patient = IdField(queryset=Patient.objects.none())
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        patient = self.fields["patient"]
-        if request is not None and isinstance(patient, IdField):
-            patient.queryset = visible_patients(request.user)
 
 
 class LabResultInput(VisiblePatientInput):
@@ -216,7 +209,14 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         return exception_handler(exc, {"view": self, "request": self.request})
 
     def _once(self, request: Request, pk: str | None, name: str, handler: Callable[[], Response]) -> HttpResponseBase:
-        return run_idempotent(request, f"bookings.{pk}.{name}", handler, self._error)
+        return run_idempotent(
+            request,
+            f"bookings.{pk}.{name}",
+            handler,
+            self._error,
+            visible=lambda: visible_booking_rows(request.user),
+            booking_id=pk,
+        )
 
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="check-in")
@@ -373,7 +373,7 @@ class LabResultViewSet(PatientRecordViewSet):
 
     @extend_schema(request=LabResultInput, responses={201: LabResultSerializer})
     def create(self, request: Request) -> Response:
-        data = LabResultInput(data=request.data, context={"request": request})
+        data = LabResultInput(data=request.data, patients=visible_patients(request.user))
         data.is_valid(raise_exception=True)
         lab = workflow.lab_result_record(actor=request.user, **data.validated_data)
         return Response(LabResultSerializer(lab).data, status=status.HTTP_201_CREATED)
@@ -391,7 +391,7 @@ class ImagingStudyViewSet(PatientRecordViewSet):
 
     @extend_schema(request=ImagingStudyInput, responses={201: ImagingStudySerializer})
     def create(self, request: Request) -> Response:
-        data = ImagingStudyInput(data=request.data, context={"request": request})
+        data = ImagingStudyInput(data=request.data, patients=visible_patients(request.user))
         data.is_valid(raise_exception=True)
         study = workflow.imaging_study_record(actor=request.user, **data.validated_data)
         return Response(ImagingStudySerializer(study).data, status=status.HTTP_201_CREATED)
@@ -415,7 +415,7 @@ class AlertViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         user = self.request.user
         if not roles_of(user) & FRONT_DESK:
             # A physician sees the site-wide alerts and those about their own cases.
-            alerts = alerts.filter(Q(booking__isnull=True) | Q(booking__in=visible_bookings(user).values("pk")))
+            alerts = alerts.filter(Q(booking__isnull=True) | Q(booking__in=visible_booking_rows(user).values("pk")))
         return alerts.order_by("-created_at", "-id")
 
     @extend_schema(request=None, responses={200: AlertSerializer})

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from rooms.models import Site
+from scheduling.dates import add_days, to_local
 from scheduling.models import (
     BleedingRisk,
     Booking,
@@ -113,7 +114,7 @@ def evaluate_readiness(
 
 
 def _day_and_time(moment: datetime, zone: ZoneInfo, day: date) -> str:
-    local = moment.astimezone(zone)
+    local = to_local(moment, zone)
     return f"{local:%H:%M}" if local.date() == day else f"{local:%Y-%m-%d %H:%M}"
 
 
@@ -124,7 +125,7 @@ def _consent(checklist: CaseChecklist, zone: ZoneInfo, case_day: date, now: date
         return ChecklistItem("consent", label, MISSING, "No signed consent recorded.")
     if signed > now:
         return ChecklistItem("consent", label, FAILED, "The consent time recorded is in the future.")
-    signed_day = signed.astimezone(zone).date()
+    signed_day = to_local(signed, zone).date()
     if signed_day != case_day:
         # Consent is taken on the day, after the pre-op talk: an older form may predate changes.
         return ChecklistItem(
@@ -156,6 +157,17 @@ def _escort(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
     return ChecklistItem("escort", label, OK, "Escort named and pickup confirmed.")
 
 
+def hold_first_allowed_day(last_dose_on: date | None, hold_days: int, today: date) -> date:
+    """The first day a high-bleeding-risk case may take place under one hold: ``hold_days``
+    whole days without the drug after the last dose. While no last dose is recorded the patient
+    is taken to be still on it, so the hold counts from today.
+
+    A last dose at the end of the calendar (only in a row written around validation) gives the
+    calendar's last day, which no case can reach.
+    """
+    return add_days(last_dose_on or today, hold_days + 1)
+
+
 def _holds(booking: Booking, holds: Sequence[MedicationHold], case_day: date, today: date) -> ChecklistItem:
     label = "Anticoagulant and antiplatelet holds"
     if booking.procedure_type.bleeding_risk not in HOLD_RISKS:
@@ -164,9 +176,7 @@ def _holds(booking: Booking, holds: Sequence[MedicationHold], case_day: date, to
         return ChecklistItem("holds", label, OK, "No anticoagulant or antiplatelet to hold.")
     short: list[tuple[date, str]] = []
     for hold in holds:
-        # Whole days without the drug before the case day; while no last dose is recorded the
-        # patient is taken to be still on it, so the hold counts from today.
-        first_allowed = (hold.last_dose_on or today) + timedelta(days=hold.hold_days + 1)
+        first_allowed = hold_first_allowed_day(hold.last_dose_on, hold.hold_days, today)
         if hold.last_dose_on is None:
             short.append((first_allowed, f"{hold.medication}: no last dose recorded"))
         elif (case_day - hold.last_dose_on).days - 1 < hold.hold_days:
@@ -205,7 +215,7 @@ def _labs(
         if latest is None:
             items.append(ChecklistItem(code, label, MISSING, f"No {label} result on file."))
             continue
-        taken_day = latest.taken_at.astimezone(zone).date()
+        taken_day = to_local(latest.taken_at, zone).date()
         if taken_day < oldest_day:
             # An old normal value says nothing about today: a new draw is needed, not a refusal.
             items.append(

@@ -32,10 +32,12 @@ from scheduling.availability.inputs import (
     load_busy,
     load_inventory,
 )
+from scheduling.dates import to_local
 from scheduling.errors import BookingInvalid, Problem
 from scheduling.guard import lock_keys
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
 from scheduling.models import BleedingRisk, LegRole, Patient, ProcedureType
+from scheduling.readiness import hold_first_allowed_day
 from scheduling.resources import local_span
 
 MAX_WINDOW_DAYS = 92
@@ -241,7 +243,8 @@ def _shift_spans(
 
 
 def _block_reason(block: Block, zone: ZoneInfo, name: str) -> str:
-    starts, until = block.start.astimezone(zone), block.end.astimezone(zone)
+    # A row written around validation may hold a time that falls off the calendar in this zone.
+    starts, until = to_local(block.start, zone), to_local(block.end, zone)
     when = f"{until:%H:%M}" if until.date() == starts.date() else f"{until:%Y-%m-%d %H:%M}"
     if block.kind == "time_off":
         return f"{name} is off until {when}"
@@ -460,7 +463,7 @@ def hold_end(holds: list[HoldRow], today: date) -> tuple[date, HoldRow] | None:
     """The first day a high-bleeding-risk case may take place, and the hold that sets it."""
     best: tuple[date, HoldRow] | None = None
     for hold in holds:
-        ends = (hold.last_dose_on or today) + timedelta(days=hold.hold_days + 1)
+        ends = hold_first_allowed_day(hold.last_dose_on, hold.hold_days, today)
         if best is None or ends > best[0]:
             best = (ends, hold)
     return best
