@@ -295,6 +295,12 @@ CELERY_BEAT_SCHEDULE = {
     "recovery-timers": {"task": "scheduling.tasks.run_recovery_timers", "schedule": 60.0, "options": {"expires": 55}},
     "recover-outbox": {"task": "scheduling.tasks.recover_outbox", "schedule": 60.0, "options": {"expires": 55}},
     "work-lists": {"task": "scheduling.tasks.enqueue_work_lists", "schedule": 300.0, "options": {"expires": 290}},
+    # Stored answers to Idempotency-Key requests hold patient data: kept 24 hours, no longer.
+    "purge-idempotency-records": {
+        "task": "api.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
     "credential-warnings": {
         "task": "scheduling.tasks.enqueue_credential_warnings",
         "schedule": 3600.0,

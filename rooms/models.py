@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from core.choices import Weekday
 from core.timewindows import Interval, expand_weekly, local_dates_between, validate_timezone
+from core.validators import clinic_years
 
 
 class Capability(models.TextChoices):
@@ -173,8 +174,8 @@ class Downtime(models.Model):
 
     room = models.ForeignKey(ProcedureRoom, null=True, blank=True, on_delete=models.CASCADE, related_name="downtimes")
     equipment = models.ForeignKey(Equipment, null=True, blank=True, on_delete=models.CASCADE, related_name="downtimes")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
+    starts_at = models.DateTimeField(validators=[clinic_years])
+    ends_at = models.DateTimeField(validators=[clinic_years])
     reason = models.CharField(max_length=20, choices=DowntimeReason.choices)
     note = models.CharField(max_length=255, blank=True)
 

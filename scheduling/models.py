@@ -1,53 +1,26 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC
 from functools import reduce
 from operator import or_
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils.deconstruct import deconstructible
 
+from core.validators import (
+    FIRST_BIRTH_YEAR,
+    FIRST_YEAR,
+    LAST_YEAR,
+    YearRangeValidator,
+    birth_years,
+    clinic_years,
+)
 from rooms.models import Capability, EquipmentKind
 
-# The years the clinic schedules in. A typed 9999 or 0202 would otherwise be stored and later
-# overflow date arithmetic (a hold's end, a lab window) far from where it was entered.
-FIRST_YEAR = 2000
-LAST_YEAR = 2200
-# Birth dates reach further back: many vertebroplasty patients are in their eighties or nineties.
-FIRST_BIRTH_YEAR = 1900
-
-
-@deconstructible
-class YearRangeValidator:
-    """Refuses a date or date-time whose year is outside ``[first, last]``."""
-
-    code = "year_out_of_range"
-
-    def __init__(self, first: int = FIRST_YEAR, last: int = LAST_YEAR) -> None:
-        self.first = first
-        self.last = last
-
-    @property
-    def message(self) -> str:
-        return f"The year must be between {self.first} and {self.last}."
-
-    def __call__(self, value: date | datetime | None) -> None:
-        if value is not None and not self.first <= value.year <= self.last:
-            raise ValidationError(self.message, code=self.code)
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, YearRangeValidator) and (self.first, self.last) == (other.first, other.last)
-
-    def __hash__(self) -> int:
-        return hash((self.first, self.last))
-
-
-clinic_years = YearRangeValidator()
-birth_years = YearRangeValidator(first=FIRST_BIRTH_YEAR)
+# Re-exported: migrations and callers name them here.
+__all__ = ["FIRST_BIRTH_YEAR", "FIRST_YEAR", "LAST_YEAR", "YearRangeValidator", "birth_years", "clinic_years"]
 
 
 class Sedation(models.TextChoices):

@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from core.choices import Weekday
 from core.timewindows import Interval, expand_weekly, local_dates_between
+from core.validators import birth_years, clinic_years
 
 
 class StaffRole(models.TextChoices):
@@ -60,8 +61,8 @@ class Credential(models.Model):
     procedure_code = models.CharField(max_length=20, blank=True, help_text="For privileges: the procedure type's code.")
     jurisdiction = models.CharField(max_length=40, blank=True, help_text="Issuing state or body, e.g. TX.")
     identifier = models.CharField(max_length=80, blank=True)
-    valid_from = models.DateField()
-    expires_on = models.DateField(null=True, blank=True)
+    valid_from = models.DateField(validators=[birth_years])
+    expires_on = models.DateField(null=True, blank=True, validators=[clinic_years])
 
     class Meta:
         ordering = ["staff", "kind", "procedure_code"]
@@ -92,8 +93,8 @@ class Shift(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     starts_at = models.TimeField()
     ends_at = models.TimeField()
-    valid_from = models.DateField(null=True, blank=True)
-    valid_until = models.DateField(null=True, blank=True)
+    valid_from = models.DateField(null=True, blank=True, validators=[clinic_years])
+    valid_until = models.DateField(null=True, blank=True, validators=[clinic_years])
 
     class Meta:
         ordering = ["staff", "weekday", "starts_at"]
@@ -127,8 +128,8 @@ def shift_intervals(shifts: list[Shift], start: datetime, end: datetime) -> list
 
 class TimeOff(models.Model):
     staff = models.ForeignKey(StaffMember, on_delete=models.CASCADE, related_name="time_off")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
+    starts_at = models.DateTimeField(validators=[clinic_years])
+    ends_at = models.DateTimeField(validators=[clinic_years])
     reason = models.CharField(max_length=120, blank=True)
 
     class Meta:
