@@ -65,8 +65,8 @@ def _fresh_throttles(request: pytest.FixtureRequest) -> None:
     transactional tests do not flush): every test starts with none."""
     marker = request.node.get_closest_marker("django_db")
     names = set(request.fixturenames)
-    transactional = "transactional_db" in names or "live_server" in names or bool(
-        marker and marker.kwargs.get("transaction")
+    transactional = (
+        "transactional_db" in names or "live_server" in names or bool(marker and marker.kwargs.get("transaction"))
     )
     if transactional:
         request.getfixturevalue("transactional_db")

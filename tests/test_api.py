@@ -625,9 +625,7 @@ def test_invalid_reference_data_is_400_with_field_errors(clinic, clients):
 
 def test_browser_logins_are_throttled(clinic, client):
     # A new name each time, so the per-address limit is what stops them, not the lockout.
-    codes = [
-        client.post("/admin/login/", {"username": f"x{i}", "password": "y"}).status_code for i in range(12)
-    ]
+    codes = [client.post("/admin/login/", {"username": f"x{i}", "password": "y"}).status_code for i in range(12)]
     assert codes[:10] == [200] * 10  # the form comes back with an error
     assert codes[10:] == [429, 429]
 
