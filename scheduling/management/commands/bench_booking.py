@@ -24,11 +24,13 @@ slot of its own, in opening hours and staff shifts, in the future):
   by a barrier: exactly one may get 201, every other one 409.
 
 The clinic is a set of lanes: a room with its fixed C-arm, physician, rad tech, sedation nurse
-and two recovery bays, laid out on a grid of 80-minute slots (a one-level vertebroplasty under
-moderate sedation holds the room for 80 minutes with turnover, and its bay for two hours after
-the first hour, so the two bays alternate). A lane's cases therefore never overlap, and at most
-one case per lane starts at each grid time, which also leaves the engine a free combination for
-every auto-assigned request. Each phase starts on a day of its own, so phases cannot interact.
+and three recovery bays, laid out on a grid of 80-minute slots (a one-level vertebroplasty under
+moderate sedation holds the room for 80 minutes with turnover, and a bay for the two hours after
+its first hour). A lane's cases therefore never overlap, and at most one case per lane starts at
+each grid time. Auto-assigned requests arrive out of order under concurrency, and the engine may
+give a case any free bay: a recovery overlaps those of the grid times just before and after it,
+which may hold two disjoint sets of bays, so three bays per lane always leave one free. Each
+phase starts on a day of its own, so phases cannot interact.
 
 Prints figures and asserts nothing about speed. It fails (after printing) only when the bench
 itself went wrong: a request that should have succeeded did not, the contention did not end with
@@ -44,6 +46,7 @@ import logging
 import math
 import os
 import queue
+import re
 import secrets
 import signal
 import socket
@@ -89,7 +92,7 @@ SITE_NAME = "Booking Benchmark Pain Center"
 ZONE_NAME = "America/Chicago"
 JURISDICTION = "TX"
 # Bump when the clinic changes shape, so an older bench clinic is rebuilt rather than reused.
-CLINIC_VERSION = 1
+CLINIC_VERSION = 2
 CLINIC_MARKER = f"bench-booking clinic v{CLINIC_VERSION}"
 STAFF_EMAIL_DOMAIN = "bench-booking.example"
 MRN_PREFIX = "BKB"
@@ -106,6 +109,7 @@ OPENS, CLOSES = time(6, 0), time(20, 0)
 FIRST_START_MINUTES = 7 * 60
 SLOT_MINUTES = 80
 SLOTS_PER_DAY = 8
+BAYS_PER_LANE = 3
 EXPECTED_ROLES = frozenset(
     {
         LegRole.PATIENT,
@@ -171,7 +175,7 @@ class Lane:
     physician_id: int
     rad_tech_id: int
     sedation_id: int
-    bay_ids: tuple[int, int]
+    bay_ids: tuple[int, ...]
 
 
 @dataclass
@@ -242,7 +246,9 @@ def build_clinic(today: date) -> Site:
     Equipment.objects.bulk_create(
         Equipment(site=site, kind=EquipmentKind.C_ARM, name=f"C-arm {i + 1}", room=room) for i, room in enumerate(rooms)
     )
-    RecoveryBay.objects.bulk_create(RecoveryBay(site=site, name=f"Bay {i + 1:02d}") for i in range(2 * LANES))
+    RecoveryBay.objects.bulk_create(
+        RecoveryBay(site=site, name=f"Bay {i + 1:02d}") for i in range(BAYS_PER_LANE * LANES)
+    )
     people = [(StaffRole.PHYSICIAN, False), (StaffRole.RAD_TECH, False), (StaffRole.NURSE, True)]
     staff = StaffMember.objects.bulk_create(
         StaffMember(
@@ -290,11 +296,11 @@ def load_lanes(site: Site) -> list[Lane] | None:
         return list(staff.filter(role=role).values_list("id", flat=True))
 
     physicians, techs, nurses = of(StaffRole.PHYSICIAN), of(StaffRole.RAD_TECH), of(StaffRole.NURSE)
-    sizes = {len(rooms), len(c_arms), len(physicians), len(techs), len(nurses), len(bays) // 2}
-    if site.address != CLINIC_MARKER or sizes != {LANES} or len(bays) != 2 * LANES:
+    sizes = {len(rooms), len(c_arms), len(physicians), len(techs), len(nurses)}
+    if site.address != CLINIC_MARKER or sizes != {LANES} or len(bays) != BAYS_PER_LANE * LANES:
         return None
     return [
-        Lane(room, c_arms[room], physicians[i], techs[i], nurses[i], (bays[2 * i], bays[2 * i + 1]))
+        Lane(room, c_arms[room], physicians[i], techs[i], nurses[i], tuple(bays[BAYS_PER_LANE * i :][:BAYS_PER_LANE]))
         for i, room in enumerate(rooms)
     ]
 
@@ -395,7 +401,7 @@ class Calendar:
             minutes = FIRST_START_MINUTES + slot * SLOT_MINUTES
             start = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=self.clinic.zone)
             lane = self.clinic.lanes[lane_index]
-            cases.append(Case(start, lane, lane.bay_ids[slot % 2], patients[n]))
+            cases.append(Case(start, lane, lane.bay_ids[slot % BAYS_PER_LANE], patients[n]))
         self.next_day += timedelta(days=days)
         return cases
 
@@ -794,10 +800,16 @@ class FloorSql:
 
 
 class PostgresFloor:
+    """The floor on PostgreSQL: psycopg with its defaults, one explicit transaction per booking."""
+
     def __init__(self, sql: FloorSql) -> None:
         self.sql = sql
+        self.conn = self.connect()
+
+    @staticmethod
+    def connect() -> psycopg.Connection[Any]:
         config = connection.settings_dict
-        self.conn = psycopg.connect(
+        return psycopg.connect(
             dbname=str(config["NAME"]),
             user=str(config.get("USER") or "") or None,
             password=str(config.get("PASSWORD") or "") or None,
@@ -824,13 +836,17 @@ class PostgresFloor:
         return "ok", None
 
     def reset(self) -> None:
-        self.close()
+        self.conn.close()
+        self.conn = self.connect()
 
     def close(self) -> None:
         self.conn.close()
 
 
 class SqliteFloor:
+    """The floor on SQLite: the connection set up as the project's settings set up Django's,
+    and the write lock taken at BEGIN, as the booking's IMMEDIATE transaction takes it."""
+
     def __init__(self, sql: FloorSql) -> None:
         self.sql = sql
         options = connection.settings_dict.get("OPTIONS", {})
@@ -880,6 +896,7 @@ class Profile:
     sql_ms: list[float] = field(default_factory=list)
     queries: list[int] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
+    statements: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -899,6 +916,14 @@ def query_kind(sql: str) -> str:
     return verb
 
 
+def query_shape(sql: str) -> str:
+    """Kind and first table of a statement: enough to see where a request goes, and never a
+    parameter (they can be patient data)."""
+    kind = query_kind(sql)
+    found = re.search(r'(?<!EPOCH )\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    return f"{kind} {found.group(1)}" if found and kind not in ("lock", "savepoint") else kind
+
+
 @contextmanager
 def quiet_logs() -> Iterator[None]:
     """In-process requests write the app's access lines; they are not part of this report."""
@@ -909,16 +934,36 @@ def quiet_logs() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
+class StatementTimer:
+    """Time spent in statements, at the clock's resolution (the query log keeps milliseconds,
+    coarser than most of these statements). A commit is not a statement and is not counted."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, float]] = []
+
+    @property
+    def seconds(self) -> float:
+        return sum(seconds for _, seconds in self.statements)
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = clock.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.statements.append((query_shape(sql), clock.perf_counter() - started))
+
+
 def profile_requests(label: str, expected: str, token: str, calls: list[Call]) -> Profile:
     """Send ``calls`` through the whole Django stack in this process, one at a time, counting
-    queries and the time spent in them. The first call only warms up."""
+    queries and the time spent in their statements. The first call only warms up."""
     client = InProcessClient(headers={"Authorization": f"Bearer {token}"})
     result = Profile(label, expected)
     with quiet_logs():
         for i, call in enumerate(calls):
             headers = dict(call.headers)
             content_type = headers.pop("Content-Type", "application/json")
-            with CaptureQueriesContext(connection) as captured:
+            timer = StatementTimer()
+            with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timer):
                 started = clock.perf_counter()
                 response = client.generic(
                     call.method, call.path, data=call.body or b"", content_type=content_type, headers=headers
@@ -928,10 +973,11 @@ def profile_requests(label: str, expected: str, token: str, calls: list[Call]) -
             if i == 0:
                 continue
             result.wall_ms.append(wall)
-            result.sql_ms.append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
+            result.sql_ms.append(timer.seconds * 1000)
             result.queries.append(len(captured.captured_queries))
             if i == 1:
                 result.kinds = Counter(query_kind(q["sql"]) for q in captured.captured_queries)
+                result.statements = timer.statements
     return result
 
 
@@ -941,7 +987,8 @@ def profile_requests(label: str, expected: str, token: str, calls: list[Call]) -
 class Command(BaseCommand):
     help = (
         "Benchmark bookings over HTTP against the production server (gunicorn) beside a raw-SQL and "
-        "an authenticated-GET floor. Only runs on a database whose name contains 'bench'."
+        "an authenticated-GET floor. Only runs on a database whose name contains 'bench'. With -v 2 it also "
+        "lists the statements of one pinned and one auto-assigned booking, with their times."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -957,6 +1004,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = int(options["verbosity"])
         name = database_name()
         if "bench" not in name.lower() and not options["allow_any_database"]:
             raise CommandError(
@@ -972,6 +1020,8 @@ class Command(BaseCommand):
             previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             self.run(requests=requests, clients=clients, contenders=contenders)
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the server it started has been stopped.") from None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -980,6 +1030,7 @@ class Command(BaseCommand):
         vendor = connection.vendor
         zone = ZoneInfo(ZONE_NAME)
         today = timezone.now().astimezone(zone).date()
+        load_before = os.getloadavg()[0]
         # Profile (pinned, auto, refused), warm-up (pinned, auto), then per client count the
         # floor's rows, pinned and auto; the contention slot and its racers.
         patients = 3 * (PROFILE_RUNS + 1) + 2 * WARMUP_BOOKINGS + 3 * len(clients) * requests + 1 + contenders
@@ -1019,6 +1070,7 @@ class Command(BaseCommand):
             clinic=clinic,
             state=state,
             port=port,
+            load=(load_before, os.getloadavg()[0]),
             requests=requests,
             clients=clients,
             site_path=site_path,
@@ -1065,6 +1117,7 @@ class Command(BaseCommand):
         clinic: Clinic,
         state: str,
         port: int,
+        load: tuple[float, float],
         requests: int,
         clients: list[int],
         site_path: str,
@@ -1080,10 +1133,12 @@ class Command(BaseCommand):
         out(
             f"server: gunicorn -c config/gunicorn.py config.wsgi on {LOOPBACK}:{port}, "
             f"{gunicorn.workers} workers x {gunicorn.threads} threads ({gunicorn.worker_class}), DEBUG=false; "
-            f"{os.cpu_count()} CPUs shared by server, database and clients"
+            f"{os.cpu_count()} CPUs shared by server, database and clients (load average {load[0]:.1f} before, "
+            f"{load[1]:.1f} after)"
         )
         out(
-            f"clinic ({state}): {LANES} lanes (room with fixed C-arm, physician, rad tech, sedation nurse, 2 bays), "
+            f"clinic ({state}): {LANES} lanes (room with fixed C-arm, physician, rad tech, sedation nurse, "
+            f"{BAYS_PER_LANE} bays), "
             f"{len(clinic.patient_ids):,} patients; every booking {PROCEDURE} {LEVELS} level, {SEDATION} "
             f"sedation: {legs} legs, {legs + 1} rows"
         )
@@ -1097,7 +1152,9 @@ class Command(BaseCommand):
         )
         out("")
         out(f"one request at a time, in process (median of {PROFILE_RUNS}):")
-        out(f"  {'request':<26}{'status':>7}{'total ms':>10}{'SQL ms':>9}{'queries':>9}")
+        out(
+            f"  {'request':<26}{'status':>7}{'total ms':>10}{'SQL ms':>9}{'queries':>9}   (SQL: statements, not commit)"
+        )
         for prof in profiles:
             out(
                 f"  {prof.label:<26}{prof.status:>7}{statistics.median(prof.wall_ms):>10.2f}"
@@ -1106,6 +1163,9 @@ class Command(BaseCommand):
         for prof in profiles[:2]:
             kinds = ", ".join(f"{kind} {n}" for kind, n in prof.kinds.most_common())
             out(f"  queries of one {prof.label}: {kinds}")
+            if self.verbosity >= 2:
+                for shape, seconds in prof.statements:
+                    out(f"    {seconds * 1000:7.2f} ms  {shape}")
         out("")
         header = (
             f"{'scenario':<24}{'clients':>8}{'requests':>9}{'ok/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
