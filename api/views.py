@@ -546,7 +546,8 @@ class BookingViewSet(viewsets.GenericViewSet):
         except SlotUnavailable as exc:
             exc.alternatives = alternatives_after(data, data["start"])  # type: ignore[attr-defined]
             raise
-        return Response(self._render(self._fresh(booking)), status=status.HTTP_201_CREATED)
+        # The service hands back the booking with everything it wrote loaded.
+        return Response(self._render(booking), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RescheduleInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
