@@ -332,3 +332,18 @@ def test_throttles_hold_when_redis_stops_answering(db, settings, caplog):
     codes = [token_attempt(client, "still-locks", "x", address=f"10.7.0.{i}").status_code for i in range(6)]
     assert codes == [401] * 5 + [429]
     assert "throttle cache unavailable, using the database: ConnectionError" in caplog.text
+
+
+def test_api_docs_load_only_the_apps_own_files(scheduler_client):
+    # The CSP allows 'self' only: Swagger UI must come from the app, with no inline script.
+    page = scheduler_client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script>" not in html
+    script = scheduler_client.get("/api/docs/", {"script": ""})
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert b"/api/schema/" in script.content
