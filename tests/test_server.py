@@ -133,6 +133,10 @@ class FreezableProxy:
         self.closed = True
         self.frozen.clear()
         for sock in [self.listener, *self.sockets]:
+            # shutdown() first: a close() alone leaves a connection open while another thread
+            # is blocked reading it, and PostgreSQL would keep that session.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 
@@ -189,6 +193,13 @@ def _wait_for_other_sessions_to_end(name: str) -> None:
             if cursor.fetchone()[0] == 0:
                 return
         time.sleep(0.2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, application_name, client_port, left(query, 60) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        raise AssertionError(f"sessions still open: {cursor.fetchall()}")
 
 
 def _settings_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
