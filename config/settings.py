@@ -108,6 +108,8 @@ def database_config() -> dict[str, Any]:
     else:
         config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "clinic.sqlite3")}
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Writers queue for SQLite's single write lock (core.dbbackends.sqlite3).
+        config["ENGINE"] = "core.dbbackends.sqlite3"
         # IMMEDIATE takes the write lock at BEGIN, so a check-then-insert inside atomic()
         # cannot interleave with another writer; DEFERRED fails raced writes with
         # "database is locked" regardless of the timeout.
