@@ -31,9 +31,10 @@ class TokenView(APIView):
 
     @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
     def post(self, request: Request) -> Response:
-        wait = throttle.address_attempt("token", client_ip(request))
+        address = client_ip(request)
+        wait = throttle.address_wait(address)
         if wait:
-            return _too_many(wait, "Too many sign-in attempts from this address; wait a minute and try again.")
+            return _too_many(wait, "Too many failed sign-ins from this address; wait a minute and try again.")
         data = s.TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]

@@ -10,6 +10,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from api.models import ApiToken, hash_token
+from core import logs
 
 
 def issue_token(user: Any) -> tuple[str, ApiToken]:
@@ -46,6 +47,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
             # At most one write a minute per token: the idle clock needs no finer grain.
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        logs.user_id.set(str(token.user_id))
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -29,8 +29,9 @@ class SafeJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = stream.read().decode(encoding) if stream is not None else ""
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"The body is not valid {encoding} text.") from exc
+        except (LookupError, UnicodeError, ValueError, TypeError) as exc:
+            # An unknown charset, or a codec that is not a text encoding (e.g. "hex", "zlib").
+            raise ParseError("The body is not valid JSON text in the charset it names (use UTF-8).") from exc
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
         except RecursionError as exc:

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.SessionUserMiddleware",
     "core.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -203,20 +204,26 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 
+CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "").strip()
+if not CACHE_KEY_PREFIX:
+    CACHE_KEY_PREFIX = "clinic"
+    if TESTING:
+        # Each test run keeps its own keys in a shared Redis (and servers it starts inherit them).
+        CACHE_KEY_PREFIX = os.environ["CACHE_KEY_PREFIX"] = f"clinic-test-{os.getpid()}"
 # One cache that every worker process shares: Redis when configured, the database otherwise.
-# Sign-in throttles live here, so three gunicorn workers count one client's guesses together.
+# Sign-in throttles use Redis through it, or their own table (core.throttle) without Redis.
 _DB_CACHE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "core_cache"}
 _SHARED_CACHE: dict[str, Any] = (
     {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "clinic",
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
     if REDIS_URL
     else _DB_CACHE
 )
-CACHES = {"default": _SHARED_CACHE, "throttle": _SHARED_CACHE, "throttle_fallback": _DB_CACHE}
+CACHES = {"default": _SHARED_CACHE, "throttle": _SHARED_CACHE}
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or REDIS_URL or "filesystem://"
 BROKER_DIR = DATA_DIR / "broker"
 if CELERY_BROKER_URL == "filesystem://":

@@ -35,11 +35,12 @@ def _watch() -> None:
         time.sleep(TICK_SECONDS)
         now = time.monotonic()
         with _lock:
-            late = [(ident, fd) for ident, (deadline, fd) in _calls.items() if deadline <= now]
-            for ident, _fd in late:
-                _calls.pop(ident, None)
-        for _ident, fd in late:
-            _shut(fd)
+            # Shut while holding the lock: the caller deregisters under it before it can close
+            # its connection, so the descriptor cannot have been reused for another socket.
+            for ident, (deadline, fd) in list(_calls.items()):
+                if deadline <= now:
+                    _calls.pop(ident, None)
+                    _shut(fd)
 
 
 def _shut(fd: int) -> None:
@@ -51,6 +52,17 @@ def _shut(fd: int) -> None:
         logger.warning("database call passed its deadline; connection shut")
     except OSError:
         pass
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child.
+    global _lock, _watchdog
+    _lock = threading.Lock()
+    _calls.clear()
+    _watchdog = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _ensure_watchdog() -> None:

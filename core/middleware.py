@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -47,8 +48,9 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
-            user = getattr(request, "user", None)
-            uid = str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else "-"
+            # Set by whichever authentication ran (session or bearer token); reading request.user
+            # here would cost a query outside the request's database deadline.
+            uid = logs.user_id.get()
             response["X-Request-ID"] = rid
             access_log.info(
                 "%s %s %s",
@@ -69,6 +71,21 @@ class RequestContextMiddleware:
         finally:
             logs.request_id.reset(token_rid)
             logs.user_id.reset(token_uid)
+
+
+class SessionUserMiddleware:
+    """Puts a signed-in browser user's id on the request's log lines, from the session itself
+    (no user query). Bearer tokens do the same in their authentication class."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            uid = request.session.get(SESSION_KEY)
+            if uid is not None:
+                logs.user_id.set(str(uid))
+        return self.get_response(request)
 
 
 class SecurityHeadersMiddleware:
@@ -131,17 +148,16 @@ class DatabaseDeadlineMiddleware:
 
 
 class LoginThrottleMiddleware:
-    """Password sign-ins through browser pages: attempts per client address, and a lockout per
-    username after repeated failures (counted by core.apps from Django's login signals)."""
+    """Password sign-ins through browser pages: refused while the client address has too many
+    recent failures or the username is locked (failures are counted by core.apps from Django's
+    login signal, so every sign-in path shares the counts)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.method == "POST" and request.path in settings.LOGIN_THROTTLE_PATHS:
-            wait = throttle.address_attempt("login", client_ip(request))
-            if not wait:
-                wait = throttle.lockout_remaining(str(request.POST.get("username", ""))[:150])
+            wait = throttle.sign_in_wait(str(request.POST.get("username", ""))[:150], client_ip(request))
             if wait:
                 response = HttpResponse(
                     "Too many sign-in attempts; wait a few minutes and try again.",

@@ -21,3 +21,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+
+
+class ThrottleCounter(models.Model):
+    """A sign-in counter or lockout shared by every process when Redis is not in use (or not
+    answering). Incremented with one atomic upsert, so concurrent guesses all count; ``until`` is
+    the end of its window in epoch seconds. Keys are digests: no username or address in clear."""
+
+    key = models.CharField(max_length=80, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    until = models.FloatField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.count}"

@@ -40,6 +40,9 @@ def _may_scrape(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
+    if "HTTP_X_FORWARDED_FOR" in request.META and not settings.TRUSTED_PROXIES:
+        # Relayed by a proxy on this host that we were not told about: not a local scraper.
+        return False
     try:
         return ipaddress.ip_address(client_ip(request)).is_loopback
     except ValueError:

@@ -78,18 +78,19 @@ def _fresh_throttles(request: pytest.FixtureRequest) -> None:
 
 
 def clear_throttles() -> None:
+    from django.conf import settings
     from django.core.cache import caches
 
-    for alias in ("throttle", "throttle_fallback"):
-        cache = caches[alias]
-        client = getattr(cache, "_cache", None)
-        if client is not None and hasattr(client, "get_client"):
-            # Only our keys: the same Redis holds the Celery queues.
-            redis_client = client.get_client(write=True)
-            for key in redis_client.scan_iter(match="*throttle:*"):
-                redis_client.delete(key)
-        else:
-            cache.clear()
+    from core.models import ThrottleCounter
+
+    ThrottleCounter.objects.all().delete()
+    client = getattr(caches["throttle"], "_cache", None)
+    if client is not None and hasattr(client, "get_client"):
+        # Only our keys: the same Redis holds the Celery queues.
+        redis_client = client.get_client(write=True)
+        prefix = settings.CACHES["throttle"].get("KEY_PREFIX", "")
+        for key in redis_client.scan_iter(match=f"{prefix}:*throttle:*"):
+            redis_client.delete(key)
 
 
 def redis_answers(url: str) -> bool:

@@ -347,3 +347,114 @@ def test_api_docs_load_only_the_apps_own_files(scheduler_client):
     assert script.status_code == 200
     assert script["Content-Type"].startswith("application/javascript")
     assert b"/api/schema/" in script.content
+
+
+def test_a_full_width_or_capital_username_shares_the_lockout(db):
+    f.UserFactory(username="boss", is_staff=True, is_superuser=True)
+    client = Client()
+    for i in range(5):
+        client.post("/admin/login/", {"username": "boss", "password": "wrong"}, REMOTE_ADDR=f"10.6.0.{i}")
+    for variant in ("\uff42oss", "BOSS", " boss "):
+        response = client.post(
+            "/admin/login/", {"username": variant, "password": "pw-for-tests-only"}, REMOTE_ADDR="10.6.1.1"
+        )
+        assert response.status_code == 429, variant
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_successful_sign_in_does_not_use_up_the_address(db):
+    user = f.UserFactory(username="frontdesk")
+    client = Client()
+    # A clinic behind one office address: twenty staff signing in at 08:00 are not throttled.
+    for _ in range(20):
+        assert token_attempt(client, "frontdesk", "pw-for-tests-only", address="10.8.0.1").status_code == 200
+    assert ApiToken.objects.filter(user=user).count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_failures_all_count_in_the_table(settings):
+    import threading
+
+    # The table is where counters live without Redis (and when Redis stops answering).
+    settings.CACHES = {**settings.CACHES, "throttle": {"BACKEND": "django.core.cache.backends.db.DatabaseCache"}}
+
+    from django.db import connections
+
+    from core import throttle
+    from core.models import ThrottleCounter
+
+    barrier = threading.Barrier(8)
+
+    def guess(i):
+        barrier.wait()
+        for _ in range(5):
+            throttle.record_failure("", f"10.9.{i}.1")
+            throttle.record_failure("", "10.9.0.99")
+        connections.close_all()
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shared = ThrottleCounter.objects.get(key=throttle._address_key("10.9.0.99"))
+    assert shared.count == 40
+    assert throttle.address_wait("10.9.0.99") == 60
+
+
+def test_an_ipv6_client_is_counted_by_its_64(db):
+    client = Client()
+    codes = [token_attempt(client, f"v{i}", "x", address=f"2001:db8:1:2::{i + 1:x}").status_code for i in range(11)]
+    assert codes == [401] * 10 + [429]
+    assert token_attempt(client, "w", "x", address="2001:db8:1:3::1").status_code == 401
+
+
+def test_a_body_in_a_charset_that_is_not_text_is_a_400(scheduler_client):
+    for charset in ("rot13", "hex", "zlib", "no-such-charset"):
+        response = scheduler_client.post(
+            "/api/v1/bookings/", data=b'{"patient": 1}', content_type=f"application/json; charset={charset}"
+        )
+        assert response.status_code in (400, 415), charset
+        assert response["Content-Type"] == "application/problem+json"
+
+
+def test_log_lines_never_carry_the_query_string_or_an_error_message():
+    from django.test import RequestFactory
+
+    from core import logs
+
+    mrn = "MRN-LOGGED-1"
+    request = RequestFactory().get("/api/v1/patients/", {"mrn": mrn})
+    try:
+        raise ValueError(f"duplicate key value (mrn)=({mrn})")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s", (request.path,), sys.exc_info()
+        )
+    record.request = request
+    record.status_code = 500
+    line = logs.JsonFormatter().format(record)
+    assert "MRN-LOGGED-1" not in line
+    parsed = json.loads(line)
+    assert parsed["path"] == "/api/v1/patients/"
+    assert parsed["exception"] == "ValueError"
+    assert "raise ValueError" in parsed["traceback"]
+    assert "request" not in parsed
+
+
+def test_log_lines_of_a_request_carry_its_user(db, caplog):
+    user = f.UserFactory(groups=["scheduler"])
+    raw, _ = issue_token(user)
+    with caplog.at_level(logging.INFO, logger="access"):
+        assert bearer(raw).get("/api/v1/sites/").status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "access"]
+    assert record.user_id == str(user.pk)
+    session = Client()
+    session.force_login(user)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="access"):
+        assert session.get("/api/v1/sites/").status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "access"]
+    assert record.user_id == str(user.pk)

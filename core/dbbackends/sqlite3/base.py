@@ -39,7 +39,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if path is None or self._queued:
             return
         if self._queue_fd is None:
-            self._queue_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._queue_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise OperationalError(f"cannot open the writers' lock file: {exc.strerror}") from exc
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
         deadline = time.monotonic() + timeout
         while True:
