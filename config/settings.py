@@ -310,6 +310,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3500},
     },
+    "purge-throttle-counters": {
+        "task": "core.tasks.purge_throttle_counters",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
     "credential-warnings": {
         "task": "scheduling.tasks.enqueue_credential_warnings",
         "schedule": 3600.0,

@@ -458,3 +458,15 @@ def test_log_lines_of_a_request_carry_its_user(db, caplog):
         assert session.get("/api/v1/sites/").status_code == 200
     (record,) = [r for r in caplog.records if r.name == "access"]
     assert record.user_id == str(user.pk)
+
+
+def test_expired_throttle_counters_are_purged(db):
+    import time
+
+    from core.models import ThrottleCounter
+    from core.tasks import purge_throttle_counters
+
+    ThrottleCounter.objects.create(key="throttle:addr:old", count=3, until=time.time() - 7200)
+    ThrottleCounter.objects.create(key="throttle:addr:new", count=3, until=time.time() + 30)
+    assert purge_throttle_counters() == 1
+    assert list(ThrottleCounter.objects.values_list("key", flat=True)) == ["throttle:addr:new"]
