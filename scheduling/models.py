@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, date
 from functools import reduce
 from operator import or_
 
@@ -132,6 +132,28 @@ class ProcedureType(models.Model):
             raise ValidationError(errors)
 
 
+class Sex(models.TextChoices):
+    """Administrative sex, with the codes of FHIR's AdministrativeGender."""
+
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class PregnancyPossible(models.TextChoices):
+    """Whether the pregnancy screen applies: from sex and age, or set for this patient."""
+
+    AUTO = "auto", "From sex and age"
+    YES = "yes", "Possible"
+    NO = "no", "Not possible"
+
+
+# Child-bearing potential when nothing else is recorded (ACR-SPR practice: screen patients of
+# child-bearing potential before fluoroscopy of the pelvis or spine).
+CHILDBEARING_AGES = (10, 55)
+
+
 class Patient(models.Model):
     """Minimal demographics: what scheduling and the day of the procedure need."""
 
@@ -139,6 +161,13 @@ class Patient(models.Model):
     first_name = models.CharField(max_length=80)
     last_name = models.CharField(max_length=80)
     date_of_birth = models.DateField(validators=[birth_years])
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    pregnancy_possible = models.CharField(
+        max_length=4,
+        choices=PregnancyPossible.choices,
+        default=PregnancyPossible.AUTO,
+        help_text="Whether the pregnancy screen applies; 'auto' decides from sex and age.",
+    )
     phone = models.CharField(max_length=30, blank=True)
     escort_name = models.CharField(max_length=120, blank=True)
     escort_phone = models.CharField(max_length=30, blank=True)
@@ -151,6 +180,25 @@ class Patient(models.Model):
     def __str__(self) -> str:
         # The admin and logs show the MRN only; names are read through audited views.
         return f"Patient {self.mrn}"
+
+    def age_on(self, day: date) -> int:
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+    def may_be_pregnant(self, on: date) -> bool:
+        """The one rule for whether the pregnancy screen applies to this patient on a day.
+
+        A recorded answer wins; otherwise a patient who is not recorded as male is screened while
+        of child-bearing age (sex unknown or other is screened, not assumed away).
+        """
+        if self.pregnancy_possible != PregnancyPossible.AUTO:
+            return self.pregnancy_possible == PregnancyPossible.YES
+        if self.sex == Sex.MALE:
+            return False
+        if self.date_of_birth is None:
+            return True
+        first, last = CHILDBEARING_AGES
+        return first <= self.age_on(on) <= last
 
 
 class MedicationHold(models.Model):

@@ -283,6 +283,9 @@ def _pregnancy(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
     label = "Pregnancy screen"
     if not booking.procedure_type.requires_pregnancy_screen:
         return ChecklistItem("pregnancy", label, NOT_REQUIRED, "The pelvis and spine are not in the beam.")
+    case_day = booking.starts_at.astimezone(ZoneInfo(booking.site.timezone)).date()
+    if not booking.patient.may_be_pregnant(case_day):
+        return ChecklistItem("pregnancy", label, NOT_REQUIRED, "Pregnancy is not possible for this patient.")
     status = checklist.pregnancy_status
     if status in PREGNANCY_OK:
         return ChecklistItem("pregnancy", label, OK, PregnancyStatus(status).label + ".")

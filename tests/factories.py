@@ -95,6 +95,9 @@ class PatientFactory(factory.django.DjangoModelFactory):
     first_name = factory.Sequence(lambda n: f"Pat{n}")
     last_name = "Example"
     date_of_birth = dt.date(1948, 5, 17)
+    # Screened whatever their age, so checklist tests see the item; tests/test_pregnancy_screen.py
+    # covers who is screened when nothing is recorded.
+    pregnancy_possible = "yes"
     phone = "555-0100"
     escort_name = "Escort Example"
     escort_phone = "555-0101"

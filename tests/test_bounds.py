@@ -199,6 +199,8 @@ def test_the_admin_refuses_a_far_last_dose(clinic, client):
         "first_name": patient.first_name,
         "last_name": patient.last_name,
         "date_of_birth": "1948-05-17",
+        "sex": "female",
+        "pregnancy_possible": "auto",
         "medication_holds-TOTAL_FORMS": "1",
         "medication_holds-INITIAL_FORMS": "0",
         "medication_holds-0-medication": "warfarin",

@@ -28,7 +28,7 @@ from core.timewindows import local_to_utc
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.errors import BookingInvalid, SlotUnavailable
 from scheduling.legs import plan_legs
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, Patient, ProcedureType, Sedation
+from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, Patient, ProcedureType, Sedation, Sex
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
@@ -120,6 +120,10 @@ FIRST_NAMES = (
     "Rosa", "Guadalupe", "Ernesto", "Alfredo", "Mei", "Hiroshi", "Linh", "Kwame", "Abena", "Irene",
     "Curtis", "Loretta", "Bernice", "Wendell", "Marvin", "Juanita", "Esperanza", "Arthur", "Evelyn", "Lucille",
     "Daniel", "Jessica", "Marcus", "Tanya", "Brian", "Nicole", "Anthony", "Keisha", "Ryan", "Sofia",
+)  # fmt: skip
+MALE_FIRST_NAMES = frozenset(
+    {"Harold", "Walter", "Raymond", "Eugene", "Ernesto", "Alfredo", "Hiroshi", "Kwame", "Curtis", "Wendell",
+     "Marvin", "Arthur", "Daniel", "Marcus", "Brian", "Anthony", "Ryan"}
 )  # fmt: skip
 LAST_NAMES = (
     "Anderson", "Baker", "Castillo", "Dawson", "Espinoza", "Fletcher", "Garza", "Hoffman", "Ibarra", "Jenkins",
@@ -404,10 +408,12 @@ def create_patients(rng: random.Random, monday: date) -> list[Patient]:
         last_name = rng.choice(LAST_NAMES)
         # Escorts are mostly family, so they often share the surname.
         escort_last = last_name if rng.random() < 0.6 else rng.choice(LAST_NAMES)
+        first_name = rng.choice(FIRST_NAMES)
         patients.append(
             Patient(
                 mrn=f"{DEMO_MRN_PREFIX}{number:05d}",
-                first_name=rng.choice(FIRST_NAMES),
+                first_name=first_name,
+                sex=Sex.MALE if first_name in MALE_FIRST_NAMES else Sex.FEMALE,
                 last_name=last_name,
                 date_of_birth=date(monday.year - age, rng.randint(1, 12), rng.randint(1, 28)),
                 phone=fictional_phone(rng),
