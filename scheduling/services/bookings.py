@@ -14,7 +14,7 @@ from core.audit import audit_record
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay
 from scheduling.availability.search import Pins, assign_resources, explain_start
 from scheduling.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
-from scheduling.guard import ensure_free, lock_resources, overlap_as_conflict
+from scheduling.guard import ensure_free, find_clashes, lock_resources, overlap_as_conflict
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
 from scheduling.models import (
     ROLE_COLUMN,
@@ -318,8 +318,11 @@ def booking_reschedule(
     resources: ResourceChoice | None = None,
     allow_past: bool = False,
 ) -> Booking:
-    """Move a hold or scheduled case to ``starts_at``, keeping its resources unless others
-    are named. All or nothing: on any error the case keeps its old legs."""
+    """Move a hold or scheduled case to ``starts_at``. A resource named in ``resources`` is
+    pinned; every other resource the case holds is kept where it is still free at the new time,
+    and the availability engine picks the rest, as for a new booking. If the kept set cannot
+    take the case (hours, shifts, downtime), only the named resources are kept and the engine
+    picks everything else. All or nothing: on any error the case keeps its old legs."""
     require_aware(starts_at, "start")
     with transaction.atomic():
         holds_release_expired(now=timezone.now())
@@ -329,22 +332,18 @@ def booking_reschedule(
                 f"A {current.get_status_display().lower()} case cannot be rescheduled.",
                 details={"status": current.status, "allowed_from": sorted(RESCHEDULABLE)},
             )
-        chosen = _current_resources(current)
-        for name, value in (resources.named() if resources else {}).items():
-            setattr(chosen, name, value)
-        ctx, _ = _prepare(
-            procedure_type=current.procedure_type,
-            patient=current.patient,
-            starts_at=starts_at,
-            levels=current.levels,
-            sedation=current.sedation,
-            resources=chosen,
-        )
+        pinned = dataclasses.replace(resources) if resources else ResourceChoice()
+        kept = _still_free(current, starts_at=starts_at, pinned=pinned)
         old_start = current.starts_at
+        # Its own legs no longer hold anything, so the engine may give the case any of them.
         current.legs.filter(is_active=True).update(is_active=False)
-        current.starts_at, current.ends_at, current.arrival_at = _span(ctx.legs)
-        current.site = ctx.site
-        _check_and_write(ctx, current, allow_past=allow_past, exclude_booking_id=current.pk)
+        try:
+            with transaction.atomic():
+                ctx = _move(current, starts_at=starts_at, resources=kept, allow_past=allow_past)
+        except (BookingInvalid, SlotUnavailable):
+            if kept == pinned:
+                raise
+            ctx = _move(current, starts_at=starts_at, resources=pinned, allow_past=allow_past)
         audit_record(
             actor=actor,
             action="booking.reschedule",
@@ -358,6 +357,52 @@ def booking_reschedule(
         reminders_schedule(booking=current)
     _count("reschedule")
     return current
+
+
+def _still_free(current: Booking, *, starts_at: datetime, pinned: ResourceChoice) -> ResourceChoice:
+    """The named resources, plus each resource the case holds that no other case holds at the
+    new time."""
+    kept = _current_resources(current)
+    for name, value in pinned.named().items():
+        setattr(kept, name, value)
+    ctx, _ = _prepare(
+        procedure_type=current.procedure_type,
+        patient=current.patient,
+        starts_at=starts_at,
+        levels=current.levels,
+        sedation=current.sedation,
+        resources=kept,
+    )
+    named = pinned.named()
+    for leg, _other in find_clashes(ctx.legs, exclude_booking_id=current.pk):
+        field = ROLE_FIELD.get(leg.role)
+        if field and field not in named:
+            setattr(kept, field, None)
+    return kept
+
+
+def _move(current: Booking, *, starts_at: datetime, resources: ResourceChoice, allow_past: bool) -> CaseContext:
+    completed = _complete_resources(
+        procedure_type=current.procedure_type,
+        patient=current.patient,
+        starts_at=starts_at,
+        levels=current.levels,
+        sedation=current.sedation,
+        resources=resources,
+        site_id=resources.room.site_id if resources.room is not None else current.site_id,
+    )
+    ctx, _ = _prepare(
+        procedure_type=current.procedure_type,
+        patient=current.patient,
+        starts_at=starts_at,
+        levels=current.levels,
+        sedation=current.sedation,
+        resources=completed,
+    )
+    current.starts_at, current.ends_at, current.arrival_at = _span(ctx.legs)
+    current.site = ctx.site
+    _check_and_write(ctx, current, allow_past=allow_past, exclude_booking_id=current.pk)
+    return ctx
 
 
 def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "") -> Booking:
