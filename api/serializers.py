@@ -167,46 +167,24 @@ class ProcedureTypeSerializer(ClinicModelSerializer):
 
 # --- patients: the minimum each role needs ------------------------------------------------
 
+# The front desk and nurses call the patient and the escort; everyone else needs less.
+FRONT_DESK_PATIENT_FIELDS = (
+    "id",
+    "mrn",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "pregnancy_possible",
+    "phone",
+    "escort_name",
+    "escort_phone",
+    "allergies",
+)
 PATIENT_FIELDS_BY_ROLE: dict[str, tuple[str, ...]] = {
-    ADMIN: (
-        "id",
-        "mrn",
-        "first_name",
-        "last_name",
-        "date_of_birth",
-        "sex",
-        "pregnancy_possible",
-        "phone",
-        "escort_name",
-        "escort_phone",
-        "allergies",
-    ),
-    SCHEDULER: (
-        "id",
-        "mrn",
-        "first_name",
-        "last_name",
-        "date_of_birth",
-        "sex",
-        "pregnancy_possible",
-        "phone",
-        "escort_name",
-        "escort_phone",
-        "allergies",
-    ),
-    NURSE: (
-        "id",
-        "mrn",
-        "first_name",
-        "last_name",
-        "date_of_birth",
-        "sex",
-        "pregnancy_possible",
-        "phone",
-        "escort_name",
-        "escort_phone",
-        "allergies",
-    ),
+    ADMIN: FRONT_DESK_PATIENT_FIELDS,
+    SCHEDULER: FRONT_DESK_PATIENT_FIELDS,
+    NURSE: FRONT_DESK_PATIENT_FIELDS,
     PHYSICIAN: (
         "id",
         "mrn",

@@ -29,7 +29,7 @@ import random
 import re
 import statistics
 import time as clock
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -793,7 +793,7 @@ def measure(probes: list[Probe], vp: ProcedureType, warmup: int) -> Measured:
     return result
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")

@@ -84,6 +84,7 @@ from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, Pro
 from scheduling.catalogue import install_default_catalogue
 from scheduling.guard import LOCK_NAMESPACE
 from scheduling.legs import LegSpec, plan_legs
+from scheduling.management.commands.bench_availability import percentile
 from scheduling.models import ROLE_COLUMN, Allocation, Booking, BookingStatus, LegRole, Patient, ProcedureType
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
 
@@ -151,16 +152,6 @@ def parse_clients(text: str) -> list[int]:
     if not counts or min(counts) < 1:
         raise CommandError("--clients needs at least one positive number.")
     return counts
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = (len(ordered) - 1) * p / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # --- the clinic -------------------------------------------------------------------------------
