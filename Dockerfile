@@ -19,6 +19,10 @@ COPY requirements.in requirements.lock ./
 RUN pip install -r requirements.in -c requirements.lock
 
 COPY . .
+# The developer tools (demo data, benchmarks) and the tests are not part of the product; the
+# local stack in docker-compose.yml builds with them to seed its demo clinic.
+ARG WITH_DEVTOOLS=false
+RUN if [ "$WITH_DEVTOOLS" != "true" ]; then rm -rf devtools tests; fi
 # Static files are gathered at build time and served by the app (WhiteNoise); the key is only
 # for this build step, the running container must be given its own.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput >/dev/null

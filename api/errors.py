@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import metrics
-from scheduling.errors import (
+from core.errors import (
     BookingInvalid,
     InvalidTransition,
     OverrideNotPermitted,

@@ -9,8 +9,8 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduling.dates import to_local
-from scheduling.models import FIRST_YEAR, LAST_YEAR
+from core.dates import to_local
+from core.validators import FIRST_YEAR, LAST_YEAR
 
 
 class AwareDateTimeField(serializers.DateTimeField):

@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from api import serializers as s
 from api.errors import exception_handler
 from api.idempotency import run_idempotent
-from api.permissions import ADMIN, SCHEDULER, primary_role
 from api.views import bookings_with_legs, visible_booking_rows, visible_bookings
+from core.roles import ADMIN, SCHEDULER, primary_role
 from scheduling.models import Booking
 from scheduling.services.holds import hold_confirm
 

@@ -33,9 +33,9 @@ from rest_framework.response import Response
 
 from api.errors import problem
 from api.models import IdempotencyRecord
-from api.permissions import primary_role
 from api.serializers import PATIENT_FIELDS_BY_ROLE
 from core.audit import audit_read
+from core.roles import primary_role
 from scheduling.models import Booking
 
 HEADER = "Idempotency-Key"
@@ -119,7 +119,7 @@ def _replay(
         audit_read(
             actor=request.user,
             action="booking.replay",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=sorted(set(patients.values())),
             details={"bookings": sorted(patients)},
         )

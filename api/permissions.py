@@ -1,38 +1,13 @@
-"""Roles are Django groups. Each view names the roles allowed per action."""
+"""Each view names the roles allowed per action; the roles themselves are ``core.roles``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-ADMIN, SCHEDULER, PHYSICIAN, NURSE, TECH = "admin", "scheduler", "physician", "nurse", "tech"
-ALL_ROLES = (ADMIN, SCHEDULER, PHYSICIAN, NURSE, TECH)
-STAFF_ROLES_BY_GROUP = {PHYSICIAN: "physician", NURSE: "nurse", TECH: "rad_tech"}
-
-
-def roles_of(user: Any) -> set[str]:
-    if not getattr(user, "is_authenticated", False):
-        return set()
-    cached = getattr(user, "_api_roles", None)
-    if cached is None:
-        cached = set(user.groups.values_list("name", flat=True)) & set(ALL_ROLES)
-        if user.is_superuser:
-            cached.add(ADMIN)
-        user._api_roles = cached
-    return set(cached)
-
-
-def has_any_role(user: Any, roles: Iterable[str]) -> bool:
-    return bool(roles_of(user) & set(roles))
-
-
-def primary_role(user: Any) -> str | None:
-    """The broadest role a user has, which decides how much patient data they see."""
-    mine = roles_of(user)
-    return next((role for role in ALL_ROLES if role in mine), None)
+from core.roles import has_any_role
 
 
 class RolePermission(BasePermission):

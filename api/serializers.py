@@ -10,18 +10,12 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, WallClockTimeField, local_iso
-from api.permissions import ADMIN, NURSE, PHYSICIAN, SCHEDULER, TECH
+from core.roles import ADMIN, NURSE, PHYSICIAN, SCHEDULER, TECH
+from core.validators import FIRST_BIRTH_YEAR
+from patients.models import MedicationHold, Patient
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import MAX_WINDOW_DAYS
-from scheduling.models import (
-    FIRST_BIRTH_YEAR,
-    Booking,
-    CancelReason,
-    MedicationHold,
-    Patient,
-    ProcedureType,
-    Sedation,
-)
+from scheduling.models import Booking, CancelReason, ProcedureType, Sedation
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
 # --- shared ------------------------------------------------------------------------------

@@ -25,14 +25,15 @@ from api.errors import exception_handler, problem
 from api.fields import ClinicDateField, IdField, local_iso
 from api.filters import IdFilter, SafeFilterSet
 from api.idempotency import run_idempotent
-from api.permissions import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
 from core.audit import audit_read
+from core.errors import SlotUnavailable
+from core.roles import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
 from core.services import record_create, record_delete, record_update
+from patients.models import MedicationHold, Patient
+from procedure_day.readiness import readiness_summaries
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import Pins, SearchQuery, Slot, availability_search, explain_start
-from scheduling.errors import SlotUnavailable
-from scheduling.models import Allocation, Booking, BookingStatus, MedicationHold, Patient, ProcedureType
-from scheduling.readiness import readiness_summaries
+from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from scheduling.services.downtime import downtime_create
@@ -256,7 +257,7 @@ class PatientViewSet(ReferenceViewSet):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().list(request, *args, **kwargs)
         ids = [row["id"] for row in response.data.get("results", [])]
-        audit_read(actor=request.user, action="patient.list", object_type="scheduling.patient", object_ids=ids)
+        audit_read(actor=request.user, action="patient.list", object_type="patients.patient", object_ids=ids)
         return response
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -264,7 +265,7 @@ class PatientViewSet(ReferenceViewSet):
         audit_read(
             actor=request.user,
             action="patient.read",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[response.data["id"]],
         )
         return response
@@ -289,7 +290,7 @@ class MedicationHoldViewSet(ReferenceViewSet):
         response = super().list(request, *args, **kwargs)
         patients = sorted({row["patient"] for row in response.data.get("results", [])})
         audit_read(
-            actor=request.user, action="medication_hold.list", object_type="scheduling.patient", object_ids=patients
+            actor=request.user, action="medication_hold.list", object_type="patients.patient", object_ids=patients
         )
         return response
 
@@ -298,7 +299,7 @@ class MedicationHoldViewSet(ReferenceViewSet):
         audit_read(
             actor=request.user,
             action="medication_hold.read",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[response.data["patient"]],
             details={"medication_hold": response.data["id"]},
         )
@@ -354,7 +355,7 @@ def site_zones() -> dict[int, ZoneInfo]:
 
 def audit_patient_query(request: Request, action: str, patient: Patient | None) -> None:
     if patient is not None:
-        audit_read(actor=request.user, action=action, object_type="scheduling.patient", object_ids=[patient.pk])
+        audit_read(actor=request.user, action=action, object_type="patients.patient", object_ids=[patient.pk])
 
 
 class AvailabilityView(APIView):
@@ -507,7 +508,7 @@ class BookingViewSet(viewsets.GenericViewSet):
         audit_read(
             actor=request.user,
             action="booking.list",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[row["patient"]["id"] for row in rows],
         )
         return self.get_paginated_response(rows) if page is not None else Response(rows)
@@ -517,7 +518,7 @@ class BookingViewSet(viewsets.GenericViewSet):
         audit_read(
             actor=request.user,
             action="booking.read",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[booking.patient_id],
             details={"booking": booking.pk},
         )
@@ -643,7 +644,7 @@ class DailyListView(APIView):
         audit_read(
             actor=request.user,
             action="daily_list.read",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[b.patient_id for b in cases],
             details={"physician": physician.pk, "date": day.isoformat()},
         )

@@ -21,22 +21,27 @@ from api import serializers as s
 from api.errors import exception_handler
 from api.fields import AwareDateTimeField, ClinicDateField, IdField, local_iso
 from api.idempotency import run_idempotent
-from api.permissions import ADMIN, NURSE, PHYSICIAN, SCHEDULER, primary_role, roles_of
 from api.views import bookings_with_legs, visible_booking_rows, visible_bookings, visible_patients
 from core.audit import audit_read
-from scheduling.models import (
-    Alert,
-    Booking,
-    CaseChecklist,
-    ImagingModality,
-    ImagingStudy,
-    LabResult,
-    LabTest,
-    Patient,
-    PregnancyStatus,
+from core.roles import ADMIN, NURSE, PHYSICIAN, SCHEDULER, primary_role, roles_of
+from outbox.models import Alert
+from outbox.services import alert_resolve
+from patients.models import ImagingModality, ImagingStudy, LabResult, LabTest, Patient
+from patients.services import imaging_study_record, lab_result_record
+from procedure_day.models import CaseChecklist, PregnancyStatus
+from procedure_day.readiness import ChecklistItem, evaluate_with, load_readiness, readiness_passes
+from procedure_day.services.checklist import checklist_update
+from procedure_day.services.late import booking_end_procedure
+from procedure_day.services.transitions import (
+    booking_check_in,
+    booking_discharge,
+    booking_mark_ready,
+    booking_mark_ready_for_discharge,
+    booking_no_show,
+    booking_start_procedure,
+    booking_start_recovery,
 )
-from scheduling.readiness import ChecklistItem, evaluate_with, load_readiness, readiness_passes
-from scheduling.services import workflow
+from scheduling.models import Booking
 
 FRONT_DESK = {ADMIN, SCHEDULER, NURSE}
 PROCEDURE_TEAM = {ADMIN, PHYSICIAN, NURSE}
@@ -225,7 +230,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
             request,
             pk,
             "check-in",
-            lambda: self._render(workflow.booking_check_in(actor=request.user, booking=self.get_object())),
+            lambda: self._render(booking_check_in(actor=request.user, booking=self.get_object())),
         )
 
     @extend_schema(request=ReadyInput, responses={200: s.BookingSerializer})
@@ -237,7 +242,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         booking = self.get_object()
         data = ReadyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        ready = workflow.booking_mark_ready(
+        ready = booking_mark_ready(
             actor=request.user,
             booking=booking,
             override_reason=data.validated_data.get("override_reason"),
@@ -252,7 +257,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
             request,
             pk,
             "start-procedure",
-            lambda: self._render(workflow.booking_start_procedure(actor=request.user, booking=self.get_object())),
+            lambda: self._render(booking_start_procedure(actor=request.user, booking=self.get_object())),
         )
 
     @extend_schema(request=EndProcedureInput, responses={200: s.BookingSerializer})
@@ -264,7 +269,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         booking = self.get_object()
         data = EndProcedureInput(data=request.data)
         data.is_valid(raise_exception=True)
-        result = workflow.booking_end_procedure(
+        result = booking_end_procedure(
             actor=request.user, booking=booking, ended_at=data.validated_data.get("ended_at")
         )
         return self._render(result.booking)
@@ -276,7 +281,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
             request,
             pk,
             "start-recovery",
-            lambda: self._render(workflow.booking_start_recovery(actor=request.user, booking=self.get_object())),
+            lambda: self._render(booking_start_recovery(actor=request.user, booking=self.get_object())),
         )
 
     @extend_schema(request=None, responses={200: s.BookingSerializer})
@@ -286,9 +291,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
             request,
             pk,
             "ready-for-discharge",
-            lambda: self._render(
-                workflow.booking_mark_ready_for_discharge(actor=request.user, booking=self.get_object())
-            ),
+            lambda: self._render(booking_mark_ready_for_discharge(actor=request.user, booking=self.get_object())),
         )
 
     @extend_schema(request=DischargeInput, responses={200: s.BookingSerializer})
@@ -300,7 +303,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         booking = self.get_object()
         data = DischargeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        discharged = workflow.booking_discharge(
+        discharged = booking_discharge(
             actor=request.user, booking=booking, escort_present=data.validated_data["escort_present"]
         )
         return self._render(discharged)
@@ -312,7 +315,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
             request,
             pk,
             "no-show",
-            lambda: self._render(workflow.booking_no_show(actor=request.user, booking=self.get_object())),
+            lambda: self._render(booking_no_show(actor=request.user, booking=self.get_object())),
         )
 
     # The checklist --------------------------------------------------------------------------
@@ -329,7 +332,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         audit_read(
             actor=request.user,
             action="checklist.read",
-            object_type="scheduling.patient",
+            object_type="patients.patient",
             object_ids=[booking.patient_id],
             details={"booking": booking.pk},
         )
@@ -341,7 +344,7 @@ class BookingWorkflowViewSet(viewsets.GenericViewSet):
         booking = self.get_object()
         data = ChecklistInput(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow.checklist_update(actor=request.user, booking=booking, **data.validated_data)
+        checklist_update(actor=request.user, booking=booking, **data.validated_data)
         return self._checklist(booking)
 
 
@@ -359,7 +362,7 @@ class PatientRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().list(request, *args, **kwargs)
         patients = sorted({row["patient"] for row in response.data.get("results", [])})
-        audit_read(actor=request.user, action=self.read_action, object_type="scheduling.patient", object_ids=patients)
+        audit_read(actor=request.user, action=self.read_action, object_type="patients.patient", object_ids=patients)
         return response
 
 
@@ -375,7 +378,7 @@ class LabResultViewSet(PatientRecordViewSet):
     def create(self, request: Request) -> Response:
         data = LabResultInput(data=request.data, patients=visible_patients(request.user))
         data.is_valid(raise_exception=True)
-        lab = workflow.lab_result_record(actor=request.user, **data.validated_data)
+        lab = lab_result_record(actor=request.user, **data.validated_data)
         return Response(LabResultSerializer(lab).data, status=status.HTTP_201_CREATED)
 
 
@@ -393,7 +396,7 @@ class ImagingStudyViewSet(PatientRecordViewSet):
     def create(self, request: Request) -> Response:
         data = ImagingStudyInput(data=request.data, patients=visible_patients(request.user))
         data.is_valid(raise_exception=True)
-        study = workflow.imaging_study_record(actor=request.user, **data.validated_data)
+        study = imaging_study_record(actor=request.user, **data.validated_data)
         return Response(ImagingStudySerializer(study).data, status=status.HTTP_201_CREATED)
 
 
@@ -421,5 +424,5 @@ class AlertViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: AlertSerializer})
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
-        resolved = workflow.alert_resolve(actor=request.user, alert=self.get_object())
+        resolved = alert_resolve(actor=request.user, alert=self.get_object())
         return Response(AlertSerializer(resolved).data)

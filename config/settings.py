@@ -6,6 +6,7 @@ Embedded defaults (SQLite, a filesystem broker) make the product run with no ser
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -57,12 +58,19 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
+    "outbox",
     "rooms",
     "staff",
+    "patients",
     "scheduling",
+    "procedure_day",
     "api",
     "ops",
 ]
+# Developer tools (demo data, benchmarks) are installed where their folder is: in a checkout,
+# not in the production image.
+if importlib.util.find_spec("devtools") is not None and env_bool("DEVTOOLS", True):
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "core.middleware.RequestContextMiddleware",
@@ -277,7 +285,7 @@ OUTBOX_UNKNOWN_AFTER_MINUTES = int(os.environ.get("OUTBOX_UNKNOWN_AFTER_MINUTES"
 # A send that certainly never left (the mail server refused the connection) is retried this long.
 OUTBOX_RETRY_HOURS = int(os.environ.get("OUTBOX_RETRY_HOURS", "12"))
 
-# Email through Django's backend (console for the demo); SMS behind scheduling.notifications.
+# Email through Django's backend (console for the demo); SMS behind outbox.sending.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
@@ -288,21 +296,25 @@ EMAIL_TIMEOUT = 10
 if os.environ.get("EMAIL_FILE_PATH"):
     EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "scheduling@localhost")
-SMS_BACKEND = os.environ.get("SMS_BACKEND", "scheduling.notifications.LoggingSmsBackend")
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "outbox.sending.LoggingSmsBackend")
 SMS_FILE_PATH = os.environ.get("SMS_FILE_PATH", str(DATA_DIR / "sms"))
 SMS_FILE_DELAY_SECONDS = float(os.environ.get("SMS_FILE_DELAY_SECONDS", "0"))
 
 # Periodic scans. Short expiries: a scan that waited in the queue past its next run is
 # superseded by that run.
 CELERY_BEAT_SCHEDULE = {
-    "relay-outbox": {"task": "scheduling.tasks.relay_outbox", "schedule": 30.0, "options": {"expires": 25}},
+    "relay-outbox": {"task": "outbox.tasks.relay_outbox", "schedule": 30.0, "options": {"expires": 25}},
     "release-expired-holds": {
         "task": "scheduling.tasks.release_expired_holds",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
-    "recovery-timers": {"task": "scheduling.tasks.run_recovery_timers", "schedule": 60.0, "options": {"expires": 55}},
-    "recover-outbox": {"task": "scheduling.tasks.recover_outbox", "schedule": 60.0, "options": {"expires": 55}},
+    "recovery-timers": {
+        "task": "procedure_day.tasks.run_recovery_timers",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "recover-outbox": {"task": "outbox.tasks.recover_outbox", "schedule": 60.0, "options": {"expires": 55}},
     "work-lists": {"task": "scheduling.tasks.enqueue_work_lists", "schedule": 300.0, "options": {"expires": 290}},
     # Stored answers to Idempotency-Key requests hold patient data: kept 24 hours, no longer.
     "purge-idempotency-records": {

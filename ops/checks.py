@@ -13,7 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from scheduling.models import Notification, NotificationStatus
+from outbox.models import Notification, NotificationStatus
 
 logger = logging.getLogger(__name__)
 Check = dict[str, Any]

@@ -10,7 +10,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ops.checks import outbox_lag_seconds
-from scheduling.models import Booking, Notification, NotificationStatus
+from outbox.models import Notification, NotificationStatus
+from scheduling.models import Booking
 
 
 class ClinicCollector(Collector):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 
-from scheduling.errors import SlotUnavailable
+from core.errors import SlotUnavailable
 from scheduling.models import RESOURCE_COLUMNS, Allocation, LegRole
 from scheduling.resources import BoundLeg, describe_resource, local_span
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from scheduling.errors import BookingInvalid, Problem
+from core.errors import BookingInvalid, Problem
 from scheduling.models import LegRole, Sedation
 
 SEDATION_ROLE: dict[str, LegRole | None] = {

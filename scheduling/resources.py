@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from django.db import models
 
+from patients.models import Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay
 from scheduling.legs import LegSpec
-from scheduling.models import ROLE_COLUMN, LegRole, Patient
+from scheduling.models import ROLE_COLUMN, LegRole
 from staff.models import StaffMember
 
 ROLE_FIELD: dict[LegRole, str] = {

@@ -10,9 +10,9 @@ from datetime import date, datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import BookingInvalid, Problem
 from core.timewindows import covered
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site, hours_between
-from scheduling.errors import BookingInvalid, Problem
 from scheduling.models import LegRole, ProcedureType
 from scheduling.resources import BoundLeg, describe_resource, local_hhmm, local_span
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole, TimeOff, shift_intervals

@@ -12,9 +12,10 @@ import redis
 import time_machine
 from django.db import connection
 
+from patients.models import Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling.catalogue import install_default_catalogue
-from scheduling.models import Allocation, Patient, ProcedureType
+from scheduling.models import Allocation, ProcedureType
 from scheduling.resources import ResourceChoice
 from staff.models import StaffMember
 from tests import factories as f

@@ -5,8 +5,8 @@ import datetime as dt
 import factory
 from django.contrib.auth.models import Group, User
 
+from patients.models import Patient
 from rooms.models import Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
-from scheduling.models import Patient
 from staff.models import Credential, Shift, StaffMember
 
 

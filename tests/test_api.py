@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from api.models import IdempotencyRecord
 from core.models import AuditEvent
-from scheduling.models import Allocation, Booking, Patient, ProcedureType
+from patients.models import Patient
+from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.services.bookings import booking_create
 from staff.models import Shift
 from tests.api_helpers import client_for, persona_users, post
@@ -635,9 +636,9 @@ def test_admin_reads_of_patients_are_audited(clinic, client):
 
     admin_user = f.UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(admin_user)
-    assert client.get("/admin/scheduling/patient/").status_code == 200
+    assert client.get("/admin/patients/patient/").status_code == 200
     patient = clinic.patients[0]
-    assert client.get(f"/admin/scheduling/patient/{patient.pk}/change/").status_code == 200
+    assert client.get(f"/admin/patients/patient/{patient.pk}/change/").status_code == 200
     listed = AuditEvent.objects.get(action="patient.admin_list")
     assert listed.actor == admin_user
     assert str(patient.pk) in listed.details["ids"]
@@ -646,5 +647,5 @@ def test_admin_reads_of_patients_are_audited(clinic, client):
     booking = book(clinic)
     assert client.get(f"/admin/scheduling/booking/{booking.pk}/change/").status_code == 200
     assert AuditEvent.objects.get(action="booking.admin_read").details["ids"] == [str(patient.pk)]
-    assert client.get("/admin/scheduling/notification/").status_code == 200
-    assert client.get("/admin/scheduling/alert/").status_code == 200
+    assert client.get("/admin/outbox/notification/").status_code == 200
+    assert client.get("/admin/outbox/alert/").status_code == 200

@@ -7,11 +7,12 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import BookingInvalid, SlotUnavailable
+from patients.models import MedicationHold
 from rooms.models import Downtime
 from scheduling.availability.inputs import busy_legs_sql
 from scheduling.availability.search import Pins, SearchQuery, availability_search, explain_start
-from scheduling.errors import BookingInvalid, SlotUnavailable
-from scheduling.models import Allocation, MedicationHold, ProcedureType
+from scheduling.models import Allocation, ProcedureType
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import StaffMember, TimeOff

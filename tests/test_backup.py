@@ -24,7 +24,8 @@ from django.db import connection, connections
 from psycopg import sql
 
 from core.management.commands.db_backup import online_backup, pg_connect
-from scheduling.models import Patient, ProcedureType
+from patients.models import Patient
+from scheduling.models import ProcedureType
 from scheduling.services.bookings import booking_create
 from tests import factories as f
 from tests.conftest import MONDAY, Clinic, build_clinic, local

@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
+from core.errors import BookingInvalid, InvalidTransition, SlotUnavailable
 from core.models import AuditEvent
 from rooms.models import Downtime
-from scheduling.errors import BookingInvalid, InvalidTransition, SlotUnavailable
 from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule

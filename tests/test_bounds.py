@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
+from core.dates import add_days, to_local
 from core.models import AuditEvent
+from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
+from procedure_day.models import CaseChecklist
 from rooms.models import Downtime
-from scheduling.dates import add_days, to_local
-from scheduling.models import CaseChecklist, ImagingStudy, LabResult, MedicationHold, Patient
-from scheduling.readiness import hold_first_allowed_day
+from scheduling.holdrule import hold_first_allowed_day
 from scheduling.services.bookings import booking_create
 from staff.models import Credential, Shift, TimeOff
 from tests import factories as f
@@ -211,12 +212,12 @@ def test_the_admin_refuses_a_far_last_dose(clinic, client):
         "imaging_studies-TOTAL_FORMS": "0",
         "imaging_studies-INITIAL_FORMS": "0",
     }
-    response = client.post(f"/admin/scheduling/patient/{patient.pk}/change/", form)
+    response = client.post(f"/admin/patients/patient/{patient.pk}/change/", form)
     assert response.status_code == 200
     assert b"The year must be between 2000 and 2200." in response.content
     assert MedicationHold.objects.count() == 0
     accepted = client.post(
-        f"/admin/scheduling/patient/{patient.pk}/change/", {**form, "medication_holds-0-last_dose_on": "2027-01-03"}
+        f"/admin/patients/patient/{patient.pk}/change/", {**form, "medication_holds-0-last_dose_on": "2027-01-03"}
     )
     assert accepted.status_code == 302
     assert MedicationHold.objects.get().last_dose_on == dt.date(2027, 1, 3)

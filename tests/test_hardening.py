@@ -259,7 +259,7 @@ def test_healthz_and_readyz(db):
 
 
 def test_readyz_fails_when_the_outbox_falls_behind(clinic):
-    from scheduling.models import Notification
+    from outbox.models import Notification
 
     Notification.objects.create(
         kind="downtime_impact",

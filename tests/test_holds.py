@@ -5,10 +5,11 @@ import datetime as dt
 import pytest
 import time_machine
 
+from core.errors import InvalidTransition, SlotUnavailable
 from core.models import AuditEvent
+from outbox.models import Notification
 from scheduling.availability.search import Pins, SearchQuery, availability_search
-from scheduling.errors import InvalidTransition, SlotUnavailable
-from scheduling.models import Allocation, Booking, Notification
+from scheduling.models import Allocation, Booking
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from scheduling.services.holds import hold_confirm, holds_release_expired
 from scheduling.tasks import release_expired_holds

@@ -8,8 +8,10 @@ import pytest
 import time_machine
 
 from core.models import AuditEvent
-from scheduling.models import Alert, Allocation, Booking, Notification, ProcedureType
-from scheduling.services import workflow
+from outbox.models import Alert, Notification
+from procedure_day.services import late
+from procedure_day.services.late import EndProcedureResult, booking_end_procedure
+from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, local, overlapping_active_legs
 
@@ -73,7 +75,7 @@ def span(h1: int, m1: int, h2: int, m2: int) -> tuple:
 def test_a_late_end_moves_the_recovery_leg_and_the_room_phase(clinic):
     booking = in_procedure(vp_at_nine(clinic))
     with at(10, 30):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     legs = Allocation.objects.filter(booking=booking, is_active=True)
     assert {leg.role: (leg.starts_at, leg.ends_at) for leg in legs} == {
         "patient": span(8, 0, 12, 30),
@@ -117,7 +119,7 @@ def test_a_late_end_takes_another_bay_when_its_own_is_taken_next(clinic):
     # The next patient recovers in Bay 1 from 12:00.
     nextcase = esi(clinic, 11, 30, bay=0, patient=1)
     with at(10, 30):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     recovery = Allocation.objects.get(booking=booking, role="recovery_bay", is_active=True)
     assert (recovery.bay, recovery.starts_at, recovery.ends_at) == (clinic.bays[1], *span(10, 30, 12, 30))
     assert windows(nextcase)["recovery_bay"] == (*span(12, 0, 12, 30), "Bay 1")
@@ -134,7 +136,7 @@ def test_when_every_bay_is_taken_the_clash_is_flagged_and_nothing_is_double_book
     esi(clinic, 10, 0, bay=1, patient=2)  # Bay 2 10:30-11:00
     esi(clinic, 10, 40, bay=2, patient=3)  # Bay 3 11:10-11:40
     with at(10, 30):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
 
     assert overlapping_active_legs() == []
     legs = windows(booking)
@@ -170,7 +172,7 @@ def test_a_leg_that_cannot_run_over_is_kept_and_flagged(clinic):
     # The next case uses Fluoro 1 and its C-arm from 10:40.
     nextcase = esi(clinic, 10, 40, bay=1, patient=1, room=0, c_arm=0)
     with at(10, 30):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     legs = windows(booking)
     assert legs["room"] == (*span(9, 0, 10, 20), "Fluoro 1")
     assert legs["c_arm"] == (*span(9, 0, 10, 30), "C-arm 1")
@@ -189,7 +191,7 @@ def test_a_leg_that_cannot_run_over_is_kept_and_flagged(clinic):
 def test_an_early_end_shortens_the_room_phase_and_moves_recovery_earlier(clinic):
     booking = in_procedure(vp_at_nine(clinic))
     with at(9, 45):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     legs = windows(booking)
     assert legs["room"][:2] == span(9, 0, 10, 5)
     assert legs["c_arm"][:2] == span(9, 0, 9, 45)
@@ -208,7 +210,7 @@ def test_an_early_end_waits_for_a_bay_rather_than_double_booking(clinic):
     esi(clinic, 9, 40, bay=1, patient=2)  # Bay 2 10:10-10:40
     esi(clinic, 10, 20, bay=2, patient=3)  # Bay 3 10:50-11:20
     with at(9, 45):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     # No bay is free from 09:45, and the planned one still covers a full recovery from 10:00.
     legs = windows(booking)
     assert legs["recovery_bay"] == (*span(10, 0, 12, 0), "Bay 1")
@@ -222,7 +224,7 @@ def test_an_early_end_waits_for_a_bay_rather_than_double_booking(clinic):
 def test_an_end_before_the_physician_joined_releases_that_leg(clinic):
     booking = in_procedure(vp_at_nine(clinic))
     with at(9, 10):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     physician_leg = Allocation.objects.get(booking=booking, role="physician")
     assert physician_leg.is_active is False
     assert result.released == [physician_leg.pk]
@@ -235,9 +237,9 @@ def test_the_database_refusal_is_handled_when_the_check_misses_a_clash(clinic, m
     esi(clinic, 10, 0, bay=1, patient=2)  # Bay 2 10:30-11:00
     esi(clinic, 10, 40, bay=2, patient=3)  # Bay 3 11:10-11:40
     # A writer that skipped the locks: the clash is only found by the database.
-    monkeypatch.setattr(workflow, "_first_clash", lambda *args: None)
+    monkeypatch.setattr(late, "_first_clash", lambda *args: None)
     with at(10, 30):
-        result = workflow.booking_end_procedure(actor=None, booking=booking)
+        result = booking_end_procedure(actor=None, booking=booking)
     assert windows(booking)["recovery_bay"] == (*span(10, 0, 12, 0), "Bay 1")
     [alert] = result.alerts
     assert "Bay 1 is taken (another booking holds it)" in alert.message
@@ -248,7 +250,7 @@ def test_the_database_refusal_is_handled_when_the_check_misses_a_clash(clinic, m
 def test_a_late_end_raced_by_a_booking_for_its_bay_never_double_books(frozen_now):
     from django.db import connection
 
-    from scheduling.errors import SlotUnavailable
+    from core.errors import SlotUnavailable
     from tests.conftest import build_clinic
 
     clinic = build_clinic()
@@ -259,7 +261,7 @@ def test_a_late_end_raced_by_a_booking_for_its_bay_never_double_books(frozen_now
     def end_late():
         try:
             barrier.wait(timeout=30)
-            outcomes["end"] = workflow.booking_end_procedure(actor=None, booking=booking)
+            outcomes["end"] = booking_end_procedure(actor=None, booking=booking)
         except BaseException as exc:
             outcomes["end"] = exc
         finally:
@@ -281,7 +283,7 @@ def test_a_late_end_raced_by_a_booking_for_its_bay_never_double_books(frozen_now
         for thread in threads:
             thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
-    assert isinstance(outcomes["end"], workflow.EndProcedureResult), outcomes["end"]
+    assert isinstance(outcomes["end"], EndProcedureResult), outcomes["end"]
     recovery = windows(booking)["recovery_bay"]
     if isinstance(outcomes["book"], SlotUnavailable):
         assert recovery == (*span(10, 30, 12, 30), "Bay 1")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scheduling.errors import BookingInvalid
+from core.errors import BookingInvalid
 from scheduling.legs import plan_legs
 from scheduling.models import ProcedureType
 

@@ -13,16 +13,10 @@ from api.idempotency import RETENTION, idempotency_records_purge
 from api.models import IdempotencyRecord
 from api.tasks import purge_idempotency_records
 from core.models import AuditEvent
-from scheduling.models import (
-    Alert,
-    Allocation,
-    Booking,
-    CaseChecklist,
-    ImagingStudy,
-    LabResult,
-    MedicationHold,
-    Patient,
-)
+from outbox.models import Alert
+from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
+from procedure_day.models import CaseChecklist
+from scheduling.models import Allocation, Booking
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from tests import factories as f
@@ -189,7 +183,7 @@ def test_a_search_for_a_patient_is_an_audited_read(clinic, clients, users, own_c
     response = ask(clients[persona], patient=patient_id)
     assert response.status_code == 200
     [event] = audit_rows(action)
-    assert (event.actor, event.object_type, event.object_id) == (users[persona], "scheduling.patient", str(patient_id))
+    assert (event.actor, event.object_type, event.object_id) == (users[persona], "patients.patient", str(patient_id))
     assert event.details == {"ids": [str(patient_id)]}
 
 
@@ -327,7 +321,7 @@ def test_reading_medication_holds_is_audited_with_ids_only(clinic, clients, user
     [read] = audit_rows("medication_hold.read")
     assert (read.actor, read.object_type, read.object_id) == (
         users["physician"],
-        "scheduling.patient",
+        "patients.patient",
         str(own_case.patient_id),
     )
     assert read.details == {"ids": [str(own_case.patient_id)], "medication_hold": first.pk}
@@ -347,7 +341,7 @@ def test_an_idempotent_replay_is_audited_like_a_read(clinic, clients, users):
     again = post(clients["scheduler"], "/api/v1/bookings/", body, **{"Idempotency-Key": "replay-1"})
     assert again.content == first.content
     [event] = audit_rows("booking.replay")
-    assert (event.actor, event.object_type) == (users["scheduler"], "scheduling.patient")
+    assert (event.actor, event.object_type) == (users["scheduler"], "patients.patient")
     assert event.details == {"ids": [str(clinic.patients[0].pk)], "bookings": [first.json()["id"]]}
     assert Booking.objects.count() == 1
 
@@ -361,7 +355,7 @@ def admin_client(client):
 def test_admin_history_and_delete_confirmation_of_a_patient_are_audited(clinic, admin_client):
     patient = clinic.patients[2]
     MedicationHold.objects.create(patient=patient, medication="warfarin", hold_days=5)
-    base = f"/admin/scheduling/patient/{patient.pk}"
+    base = f"/admin/patients/patient/{patient.pk}"
     assert admin_client.get(f"{base}/history/").status_code == 200
     assert admin_client.get(f"{base}/delete/").status_code == 200
     for action in ("patient.admin_history", "patient.admin_delete_confirm"):
@@ -372,9 +366,7 @@ def test_admin_history_and_delete_confirmation_of_a_patient_are_audited(clinic, 
 
 def test_admin_bulk_delete_confirmation_of_patients_is_audited(clinic, admin_client):
     chosen = [clinic.patients[3].pk, clinic.patients[4].pk]
-    response = admin_client.post(
-        "/admin/scheduling/patient/", {"action": "delete_selected", "_selected_action": chosen}
-    )
+    response = admin_client.post("/admin/patients/patient/", {"action": "delete_selected", "_selected_action": chosen})
     assert response.status_code == 200
     assert b"Are you sure" in response.content
     [event] = audit_rows("patient.admin_delete_confirm")
@@ -394,7 +386,7 @@ def test_admin_history_of_a_booking_is_audited_and_its_delete_page_is_closed(cli
 
 def test_admin_pages_of_a_missing_record_audit_nothing(clinic, admin_client):
     for page in ("change", "history", "delete"):
-        admin_client.get(f"/admin/scheduling/patient/99999/{page}/")
+        admin_client.get(f"/admin/patients/patient/99999/{page}/")
     assert not AuditEvent.objects.filter(action__startswith="patient.admin_").exists()
 
 

@@ -7,11 +7,15 @@ import time_machine
 from django.core import mail
 from kombu.exceptions import OperationalError
 
+from core.errors import SlotUnavailable
+from outbox import tasks
+from outbox.models import Alert, Notification
+from outbox.registry import build_message
+from outbox.relay import outbox_recover
+from outbox.sending import LocmemSmsBackend
+from patients.models import MedicationHold
 from rooms.models import Downtime
-from scheduling import tasks
-from scheduling.errors import SlotUnavailable
-from scheduling.models import Alert, Booking, MedicationHold, Notification, ProcedureType
-from scheduling.notifications import LocmemSmsBackend, build_message, outbox_recover
+from scheduling.models import Booking, ProcedureType
 from scheduling.resources import ResourceChoice
 from scheduling.services import bookings as booking_services
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
@@ -28,7 +32,7 @@ SOON = local(NOW.date(), 13)  # seven hours after the frozen "now": every remind
 
 @pytest.fixture(autouse=True)
 def sms_outbox(settings):
-    settings.SMS_BACKEND = "scheduling.notifications.LocmemSmsBackend"
+    settings.SMS_BACKEND = "outbox.sending.LocmemSmsBackend"
     LocmemSmsBackend.outbox.clear()
     yield LocmemSmsBackend.outbox
     LocmemSmsBackend.outbox.clear()
@@ -294,7 +298,7 @@ def test_a_send_that_failed_midway_is_not_retried_and_raises_an_alert(notify, se
 
 class RefusingSmsBackend:
     def send(self, *, notification_id, to, text):
-        from scheduling.notifications import SmsNotSent
+        from outbox.sending import SmsNotSent
 
         raise SmsNotSent("gateway refused the connection")
 
@@ -485,10 +489,12 @@ def test_invalid_downtime_writes_nothing(notify):
 
 
 def test_the_recovery_timer_task_calls_the_workflow_service(monkeypatch, frozen_now):
-    calls = []
-    monkeypatch.setattr(tasks, "recovery_timers_run", lambda *, now: calls.append(now) or 3)
+    from procedure_day import tasks as day_tasks
 
-    assert tasks.run_recovery_timers() == 3
+    calls = []
+    monkeypatch.setattr(day_tasks, "recovery_timers_run", lambda *, now: calls.append(now) or 3)
+
+    assert day_tasks.run_recovery_timers() == 3
     assert calls == [NOW]
 
 
@@ -497,5 +503,5 @@ def test_the_beat_schedule_names_real_tasks(settings):
 
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert names <= set(app.tasks)
-    assert app.tasks["scheduling.tasks.send_notification"].acks_late is True
-    assert app.tasks["scheduling.tasks.relay_outbox"].acks_late is False
+    assert app.tasks["outbox.tasks.send_notification"].acks_late is True
+    assert app.tasks["outbox.tasks.relay_outbox"].acks_late is False

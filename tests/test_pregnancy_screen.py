@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from scheduling.models import Patient
+from patients.models import Patient
 from tests import factories as f
 from tests.api_helpers import client_for, post
 from tests.conftest import MONDAY, local

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from scheduling.errors import SlotUnavailable
+from core.errors import SlotUnavailable
 from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, build_clinic, local, overlapping_active_legs

@@ -6,16 +6,18 @@ from decimal import Decimal
 
 import pytest
 
-from rooms.models import Site
-from scheduling.catalogue import DEFAULTS
-from scheduling.models import Booking, CaseChecklist, ImagingStudy, LabResult, MedicationHold, Patient, ProcedureType
-from scheduling.readiness import (
+from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
+from procedure_day.models import CaseChecklist
+from procedure_day.readiness import (
     ChecklistItem,
     evaluate_readiness,
     load_readiness,
     readiness_passes,
     readiness_summaries,
 )
+from rooms.models import Site
+from scheduling.catalogue import DEFAULTS
+from scheduling.models import Booking, ProcedureType
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, local
 

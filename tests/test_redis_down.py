@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduling import tasks
-from scheduling.models import Booking, Notification
+from outbox import tasks
+from outbox.models import Notification
+from scheduling.models import Booking
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import NOW, local
 from tests.test_worker import (

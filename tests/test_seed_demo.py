@@ -13,8 +13,9 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from patients.models import Patient
 from rooms.models import Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
-from scheduling.models import ACTIVE_STATUSES, Allocation, Booking, BookingStatus, Patient
+from scheduling.models import ACTIVE_STATUSES, Allocation, Booking, BookingStatus
 from staff.models import Credential, StaffMember
 from tests.conftest import overlapping_active_legs
 

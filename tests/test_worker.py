@@ -23,9 +23,10 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app
-from scheduling import tasks
-from scheduling.models import Booking, Notification
-from scheduling.notifications import outbox_recover
+from outbox import tasks
+from outbox.models import Notification
+from outbox.relay import outbox_recover
+from scheduling.models import Booking
 from scheduling.services.bookings import booking_create
 from tests.conftest import NOW, Clinic, build_clinic, local
 
@@ -140,7 +141,7 @@ def celery_worker(broker: Broker, outboxes: Outboxes, log: Path, **env: str) -> 
         "CELERY_QUEUE": broker.queue,
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(outboxes.email),
-        "SMS_BACKEND": "scheduling.notifications.FileSmsBackend",
+        "SMS_BACKEND": "outbox.sending.FileSmsBackend",
         "SMS_FILE_PATH": str(outboxes.sms),
         "SECRET_KEY": "worker-under-test",
         **env,
@@ -244,7 +245,7 @@ def test_a_worker_killed_mid_send_does_not_send_twice(frozen_now, broker, outbox
         # The late-acknowledged message comes back to the new worker and runs to the end.
         wait_for(
             lambda: (
-                "scheduling.tasks.send_notification" in second_log.read_text(errors="replace")
+                "outbox.tasks.send_notification" in second_log.read_text(errors="replace")
                 and " succeeded in " in second_log.read_text(errors="replace")
             ),
             timeout=30,

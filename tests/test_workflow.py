@@ -6,21 +6,26 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, ReadinessNotMet
 from core.models import AuditEvent
-from scheduling.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, ReadinessNotMet
-from scheduling.models import (
-    Alert,
-    Allocation,
-    Booking,
-    CaseChecklist,
-    ImagingStudy,
-    LabResult,
-    Notification,
-    NotificationStatus,
-    ProcedureType,
+from outbox.models import Alert, Notification, NotificationStatus
+from outbox.services import alert_resolve, enqueue_notification
+from patients.models import ImagingStudy, LabResult
+from patients.services import imaging_study_record, lab_result_record
+from procedure_day.models import CaseChecklist
+from procedure_day.services.checklist import checklist_update
+from procedure_day.services.late import booking_end_procedure
+from procedure_day.services.transitions import (
+    booking_check_in,
+    booking_discharge,
+    booking_mark_ready,
+    booking_mark_ready_for_discharge,
+    booking_no_show,
+    booking_start_procedure,
+    booking_start_recovery,
+    recovery_timers_run,
 )
-from scheduling.outbox import enqueue_notification
-from scheduling.services import workflow
+from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.services.bookings import booking_cancel, booking_create
 from tests import factories as f
 from tests.conftest import MONDAY, local
@@ -89,14 +94,14 @@ def physician():
 def to_recovery(booking: Booking, actor) -> Booking:
     """Check in at 08:10, ready at 08:50, procedure 09:00-10:00, recovery from 10:00."""
     with at(8, 10):
-        workflow.booking_check_in(actor=actor, booking=booking)
+        booking_check_in(actor=actor, booking=booking)
     with at(8, 50):
-        workflow.booking_mark_ready(actor=actor, booking=booking)
+        booking_mark_ready(actor=actor, booking=booking)
     with at(9):
-        workflow.booking_start_procedure(actor=actor, booking=booking)
+        booking_start_procedure(actor=actor, booking=booking)
     with at(10):
-        workflow.booking_end_procedure(actor=actor, booking=booking)
-        workflow.booking_start_recovery(actor=actor, booking=booking)
+        booking_end_procedure(actor=actor, booking=booking)
+        booking_start_recovery(actor=actor, booking=booking)
     booking.refresh_from_db()
     return booking
 
@@ -108,19 +113,19 @@ def test_a_case_walks_through_every_status_with_its_times_and_audit(clinic, nurs
     booking = book_vp(clinic)
     record_ready(booking)
     with at(8, 10):
-        assert workflow.booking_check_in(actor=nurse, booking=booking).status == "checked_in"
+        assert booking_check_in(actor=nurse, booking=booking).status == "checked_in"
     with at(8, 50):
-        assert workflow.booking_mark_ready(actor=nurse, booking=booking).status == "ready"
+        assert booking_mark_ready(actor=nurse, booking=booking).status == "ready"
     with at(9, 2):
-        assert workflow.booking_start_procedure(actor=physician, booking=booking).status == "in_procedure"
+        assert booking_start_procedure(actor=physician, booking=booking).status == "in_procedure"
     with at(10):
-        result = workflow.booking_end_procedure(actor=physician, booking=booking)
+        result = booking_end_procedure(actor=physician, booking=booking)
         assert (result.booking.status, result.moved, result.alerts) == ("in_procedure", [], [])
-        assert workflow.booking_start_recovery(actor=physician, booking=booking).status == "in_recovery"
+        assert booking_start_recovery(actor=physician, booking=booking).status == "in_recovery"
     with at(12):
-        assert workflow.booking_mark_ready_for_discharge(actor=nurse, booking=booking).status == "ready_for_discharge"
+        assert booking_mark_ready_for_discharge(actor=nurse, booking=booking).status == "ready_for_discharge"
     with at(12, 5):
-        assert workflow.booking_discharge(actor=nurse, booking=booking, escort_present=True).status == "discharged"
+        assert booking_discharge(actor=nurse, booking=booking, escort_present=True).status == "discharged"
 
     booking.refresh_from_db()
     assert (
@@ -168,14 +173,14 @@ def test_a_case_walks_through_every_status_with_its_times_and_audit(clinic, nurs
 # --- illegal transitions ------------------------------------------------------------------
 
 TRANSITIONS = {
-    "check_in": (workflow.booking_check_in, ["scheduled"]),
-    "mark_ready": (workflow.booking_mark_ready, ["checked_in"]),
-    "start_procedure": (workflow.booking_start_procedure, ["ready"]),
-    "end_procedure": (workflow.booking_end_procedure, ["in_procedure"]),
-    "start_recovery": (workflow.booking_start_recovery, ["in_procedure"]),
-    "ready_for_discharge": (workflow.booking_mark_ready_for_discharge, ["in_recovery"]),
-    "discharge": (workflow.booking_discharge, ["ready_for_discharge"]),
-    "no_show": (workflow.booking_no_show, ["checked_in", "scheduled"]),
+    "check_in": (booking_check_in, ["scheduled"]),
+    "mark_ready": (booking_mark_ready, ["checked_in"]),
+    "start_procedure": (booking_start_procedure, ["ready"]),
+    "end_procedure": (booking_end_procedure, ["in_procedure"]),
+    "start_recovery": (booking_start_recovery, ["in_procedure"]),
+    "ready_for_discharge": (booking_mark_ready_for_discharge, ["in_recovery"]),
+    "discharge": (booking_discharge, ["ready_for_discharge"]),
+    "no_show": (booking_no_show, ["checked_in", "scheduled"]),
 }
 ILLEGAL = [
     ("check_in", "checked_in"),
@@ -213,7 +218,7 @@ def test_an_illegal_transition_is_refused_and_writes_nothing(clinic, nurse, step
 def test_check_in_is_refused_before_the_day_of_the_case(clinic, nurse):
     booking = book_vp(clinic)
     with pytest.raises(InvalidTransition) as refused:
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
     assert refused.value.message == "The case is on 2027-01-11; patients check in on the day of their case."
     assert refused.value.details["case_day"] == "2027-01-11"
     booking.refresh_from_db()
@@ -224,7 +229,7 @@ def test_check_in_is_refused_before_the_day_of_the_case(clinic, nurse):
 def test_recovery_cannot_start_before_the_procedure_ends(clinic, nurse):
     booking = set_status(book_vp(clinic), "in_procedure", procedure_started_at=NINE)
     with at(9, 30), pytest.raises(InvalidTransition) as refused:
-        workflow.booking_start_recovery(actor=nurse, booking=booking)
+        booking_start_recovery(actor=nurse, booking=booking)
     assert refused.value.message == "End the procedure before starting recovery."
     booking.refresh_from_db()
     assert (booking.status, booking.recovery_started_at) == ("in_procedure", None)
@@ -234,9 +239,9 @@ def test_recovery_cannot_start_before_the_procedure_ends(clinic, nurse):
 def test_a_procedure_ends_once(clinic, physician):
     booking = set_status(book_vp(clinic), "in_procedure", procedure_started_at=NINE)
     with at(10):
-        workflow.booking_end_procedure(actor=physician, booking=booking)
+        booking_end_procedure(actor=physician, booking=booking)
     with at(10, 5), pytest.raises(InvalidTransition) as refused:
-        workflow.booking_end_procedure(actor=physician, booking=booking)
+        booking_end_procedure(actor=physician, booking=booking)
     assert refused.value.message == "The procedure has already ended."
     assert actions(booking) == ["booking.create", "booking.end_procedure"]
 
@@ -249,7 +254,7 @@ def test_an_impossible_end_time_is_refused(clinic, physician, ended_at, code):
     booking = set_status(book_vp(clinic), "in_procedure", procedure_started_at=NINE)
     legs_before = list(Allocation.objects.order_by("id").values_list("starts_at", "ends_at", "bay_id"))
     with at(10), pytest.raises(BookingInvalid) as refused:
-        workflow.booking_end_procedure(actor=physician, booking=booking, ended_at=ended_at)
+        booking_end_procedure(actor=physician, booking=booking, ended_at=ended_at)
     assert [p.code for p in refused.value.problems] == [code]
     booking.refresh_from_db()
     assert booking.procedure_ended_at is None
@@ -263,9 +268,9 @@ def test_an_impossible_end_time_is_refused(clinic, physician, ended_at, code):
 def test_mark_ready_is_refused_while_the_checklist_does_not_pass(clinic, nurse):
     booking = book_vp(clinic)
     with at(8, 10):
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
     with at(8, 50), pytest.raises(ReadinessNotMet) as refused:
-        workflow.booking_mark_ready(actor=nurse, booking=booking)
+        booking_mark_ready(actor=nurse, booking=booking)
     assert [item["code"] for item in refused.value.items] == [
         "consent",
         "escort",
@@ -289,7 +294,7 @@ def checked_in_with_positive_pregnancy(clinic, nurse) -> Booking:
     checklist.pregnancy_status = "positive"
     checklist.save()
     with at(8, 10):
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
     return booking
 
 
@@ -297,7 +302,7 @@ def checked_in_with_positive_pregnancy(clinic, nurse) -> Booking:
 def test_an_override_without_a_reason_is_refused(clinic, nurse, physician, reason):
     booking = checked_in_with_positive_pregnancy(clinic, nurse)
     with at(8, 50), pytest.raises(ReadinessNotMet) as refused:
-        workflow.booking_mark_ready(actor=physician, booking=booking, override_reason=reason, may_override=True)
+        booking_mark_ready(actor=physician, booking=booking, override_reason=reason, may_override=True)
     assert refused.value.items == [
         {
             "code": "pregnancy",
@@ -315,9 +320,7 @@ def test_an_override_without_a_reason_is_refused(clinic, nurse, physician, reaso
 def test_an_override_by_a_role_that_may_not_is_refused(clinic, nurse):
     booking = checked_in_with_positive_pregnancy(clinic, nurse)
     with at(8, 50), pytest.raises(OverrideNotPermitted) as refused:
-        workflow.booking_mark_ready(
-            actor=nurse, booking=booking, override_reason="Physician says go", may_override=False
-        )
+        booking_mark_ready(actor=nurse, booking=booking, override_reason="Physician says go", may_override=False)
     assert refused.value.details == {"failing": ["pregnancy"]}
     booking.refresh_from_db()
     assert booking.status == "checked_in"
@@ -329,7 +332,7 @@ def test_an_override_by_a_role_that_may_not_is_refused(clinic, nurse):
 def test_a_physician_override_is_recorded_audited_and_holds_at_the_room(clinic, nurse, physician):
     booking = checked_in_with_positive_pregnancy(clinic, nurse)
     with at(8, 50):
-        ready = workflow.booking_mark_ready(
+        ready = booking_mark_ready(
             actor=physician,
             booking=booking,
             override_reason="  Screen was a false positive; repeat negative.  ",
@@ -351,16 +354,16 @@ def test_a_physician_override_is_recorded_audited_and_holds_at_the_room(clinic, 
     assert AuditEvent.objects.get(action="booking.ready").details == {"from": "checked_in", "overridden": True}
     # The overridden gate is not asked again at the room door.
     with at(9):
-        assert workflow.booking_start_procedure(actor=physician, booking=booking).status == "in_procedure"
+        assert booking_start_procedure(actor=physician, booking=booking).status == "in_procedure"
 
 
 def test_a_reason_sent_while_the_checklist_passes_overrides_nothing(clinic, nurse, physician):
     booking = book_vp(clinic)
     record_ready(booking)
     with at(8, 10):
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
     with at(8, 50):
-        workflow.booking_mark_ready(actor=physician, booking=booking, override_reason="just in case", may_override=True)
+        booking_mark_ready(actor=physician, booking=booking, override_reason="just in case", may_override=True)
     checklist = CaseChecklist.objects.get(booking=booking)
     assert (checklist.override_reason, checklist.override_at) == ("", None)
     assert not AuditEvent.objects.filter(action="booking.readiness_override").exists()
@@ -370,13 +373,13 @@ def test_the_room_door_checks_the_list_again(clinic, nurse, physician):
     booking = book_vp(clinic)
     checklist = record_ready(booking)
     with at(8, 10):
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
     with at(8, 50):
-        workflow.booking_mark_ready(actor=nurse, booking=booking)
+        booking_mark_ready(actor=nurse, booking=booking)
     checklist.last_solids_at = local(MONDAY, 8, 55)
     checklist.save()
     with at(9), pytest.raises(ReadinessNotMet) as refused:
-        workflow.booking_start_procedure(actor=physician, booking=booking)
+        booking_start_procedure(actor=physician, booking=booking)
     assert [(i["code"], i["status"]) for i in refused.value.items] == [("fasting", "failed")]
     booking.refresh_from_db()
     assert (booking.status, booking.procedure_started_at) == ("ready", None)
@@ -391,7 +394,7 @@ def test_ready_for_discharge_waits_for_the_minimum_recovery(clinic, nurse):
     record_ready(booking)
     to_recovery(booking, nurse)
     with at(11, 59), pytest.raises(InvalidTransition) as refused:
-        workflow.booking_mark_ready_for_discharge(actor=nurse, booking=booking)
+        booking_mark_ready_for_discharge(actor=nurse, booking=booking)
     assert refused.value.message == "Minimum recovery is 120 min: 1 min remain (until 12:00)."
     assert refused.value.details == {
         "status": "in_recovery",
@@ -408,9 +411,9 @@ def test_the_recovery_timer_marks_due_cases_once_and_notifies_once(clinic, nurse
     booking = book_vp(clinic)
     record_ready(booking)
     to_recovery(booking, nurse)
-    assert workflow.recovery_timers_run(now=local(MONDAY, 11, 59)) == 0
-    assert workflow.recovery_timers_run(now=local(MONDAY, 12)) == 1
-    assert workflow.recovery_timers_run(now=local(MONDAY, 12, 1)) == 0
+    assert recovery_timers_run(now=local(MONDAY, 11, 59)) == 0
+    assert recovery_timers_run(now=local(MONDAY, 12)) == 1
+    assert recovery_timers_run(now=local(MONDAY, 12, 1)) == 0
     booking.refresh_from_db()
     assert (booking.status, booking.ready_for_discharge_at) == ("ready_for_discharge", local(MONDAY, 12))
     [notification] = Notification.objects.filter(booking=booking, kind="ready_for_discharge")
@@ -428,10 +431,10 @@ def test_discharge_without_the_escort_is_refused_and_writes_nothing(clinic, nurs
     record_ready(booking)
     to_recovery(booking, nurse)
     with at(12):
-        workflow.booking_mark_ready_for_discharge(actor=nurse, booking=booking)
+        booking_mark_ready_for_discharge(actor=nurse, booking=booking)
     legs_before = list(Allocation.objects.order_by("id").values_list("starts_at", "ends_at", "is_active"))
     with at(12, 5), pytest.raises(BookingInvalid) as refused:
-        workflow.booking_discharge(actor=nurse, booking=booking, escort_present=False)
+        booking_discharge(actor=nurse, booking=booking, escort_present=False)
     assert [p.code for p in refused.value.problems] == ["escort_not_present"]
     booking.refresh_from_db()
     assert (booking.status, booking.discharged_at) == ("ready_for_discharge", None)
@@ -448,8 +451,8 @@ def test_discharge_frees_what_is_left_of_the_legs(clinic, nurse):
     # until 12:00 but the patient may leave at 11:30.
     ProcedureType.objects.filter(code="VP").update(recovery_minutes=90)
     with at(11, 30):
-        workflow.booking_mark_ready_for_discharge(actor=nurse, booking=booking)
-        workflow.booking_discharge(actor=nurse, booking=booking, escort_present=True)
+        booking_mark_ready_for_discharge(actor=nurse, booking=booking)
+        booking_discharge(actor=nurse, booking=booking, escort_present=True)
     legs = {leg.role: leg for leg in Allocation.objects.filter(booking=booking)}
     assert (legs["recovery_bay"].starts_at, legs["recovery_bay"].ends_at) == (local(MONDAY, 10), local(MONDAY, 11, 30))
     assert legs["patient"].ends_at == local(MONDAY, 11, 30)
@@ -476,7 +479,7 @@ def test_a_local_case_without_escort_rule_leaves_without_one(clinic, nurse):
     )
     set_status(booking, "ready_for_discharge")
     with at(10, 30):
-        discharged = workflow.booking_discharge(actor=nurse, booking=booking, escort_present=False)
+        discharged = booking_discharge(actor=nurse, booking=booking, escort_present=False)
     assert discharged.status == "discharged"
     assert not CaseChecklist.objects.filter(booking=booking).exists()
 
@@ -489,7 +492,7 @@ def test_no_show_frees_the_legs_and_withdraws_pending_notifications(clinic, nurs
     enqueue_notification(kind="follow_up_calls", dedupe_key=f"test:booking:{booking.pk}", due_at=NINE, booking=booking)
     pending = Notification.objects.filter(booking=booking, status=NotificationStatus.PENDING).count()
     with at(8, 20):
-        assert workflow.booking_no_show(actor=nurse, booking=booking).status == "no_show"
+        assert booking_no_show(actor=nurse, booking=booking).status == "no_show"
     assert not Allocation.objects.filter(booking=booking, is_active=True).exists()
     assert set(Notification.objects.filter(booking=booking).values_list("status", flat=True)) == {"skipped"}
     assert AuditEvent.objects.get(action="booking.no_show").details == {
@@ -502,7 +505,7 @@ def test_no_show_frees_the_legs_and_withdraws_pending_notifications(clinic, nurs
 def test_no_show_is_refused_before_the_patient_is_due(clinic, nurse):
     booking = book_vp(clinic)
     with at(7, 59), pytest.raises(InvalidTransition) as refused:
-        workflow.booking_no_show(actor=nurse, booking=booking)
+        booking_no_show(actor=nurse, booking=booking)
     assert refused.value.message == "The patient is due at 08:00; a no-show is recorded after that."
     assert Allocation.objects.filter(booking=booking, is_active=True).count() == 7
     booking.refresh_from_db()
@@ -513,7 +516,7 @@ def test_no_show_is_refused_before_the_patient_is_due(clinic, nurse):
 def test_a_checked_in_case_can_still_be_cancelled(clinic, nurse):
     booking = book_vp(clinic)
     with at(8, 10):
-        workflow.booking_check_in(actor=nurse, booking=booking)
+        booking_check_in(actor=nurse, booking=booking)
         cancelled = booking_cancel(actor=nurse, booking=booking, reason="not_fasting")
     assert cancelled.status == "cancelled"
     assert not Allocation.objects.filter(booking=booking, is_active=True).exists()
@@ -525,7 +528,7 @@ def test_a_checked_in_case_can_still_be_cancelled(clinic, nurse):
 def test_checklist_update_creates_the_checklist_and_audits_field_names_only(clinic, nurse):
     booking = book_vp(clinic)
     with at(8, 15):
-        checklist = workflow.checklist_update(
+        checklist = checklist_update(
             actor=nurse, booking=booking, consent_signed_at=local(MONDAY, 8, 15), pregnancy_status="negative"
         )
     assert (checklist.consent_signed_at, checklist.pregnancy_status) == (local(MONDAY, 8, 15), "negative")
@@ -549,7 +552,7 @@ def test_checklist_update_creates_the_checklist_and_audits_field_names_only(clin
 def test_checklist_update_refuses_bad_answers_and_writes_nothing(clinic, nurse, fields, code):
     booking = book_vp(clinic)
     with at(8, 15), pytest.raises(BookingInvalid) as refused:
-        workflow.checklist_update(actor=nurse, booking=booking, **fields)
+        checklist_update(actor=nurse, booking=booking, **fields)
     assert [p.code for p in refused.value.problems] == [code]
     assert not CaseChecklist.objects.exists()
     assert not AuditEvent.objects.filter(action="checklist.update").exists()
@@ -559,13 +562,13 @@ def test_a_closed_case_has_a_closed_checklist(clinic, nurse):
     booking = book_vp(clinic)
     booking_cancel(actor=nurse, booking=booking, reason="patient_request")
     with pytest.raises(InvalidTransition):
-        workflow.checklist_update(actor=nurse, booking=booking, allergies_reviewed=True)
+        checklist_update(actor=nurse, booking=booking, allergies_reviewed=True)
     assert not CaseChecklist.objects.exists()
 
 
 def test_lab_and_imaging_records_are_validated_and_audited(clinic, nurse):
     patient = clinic.patients[0]
-    lab = workflow.lab_result_record(
+    lab = lab_result_record(
         actor=nurse,
         patient=patient,
         test="inr",
@@ -575,7 +578,7 @@ def test_lab_and_imaging_records_are_validated_and_audited(clinic, nurse):
     assert (lab.test, lab.value) == ("inr", Decimal("1.20"))
     assert AuditEvent.objects.get(action="lab_result.create").details == {"patient": patient.pk, "test": "inr"}
     with pytest.raises(BookingInvalid) as refused:
-        workflow.lab_result_record(
+        lab_result_record(
             actor=nurse,
             patient=patient,
             test="sodium",
@@ -583,10 +586,10 @@ def test_lab_and_imaging_records_are_validated_and_audited(clinic, nurse):
             taken_at=dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
         )
     assert [p.code for p in refused.value.problems] == ["invalid_choice", "invalid_value", "in_future"]
-    study = workflow.imaging_study_record(actor=nurse, patient=patient, modality="ct", performed_on=dt.date(2027, 1, 3))
+    study = imaging_study_record(actor=nurse, patient=patient, modality="ct", performed_on=dt.date(2027, 1, 3))
     assert AuditEvent.objects.get(action="imaging_study.create").details == {"patient": patient.pk, "modality": "ct"}
     with pytest.raises(BookingInvalid) as refused:
-        workflow.imaging_study_record(actor=nurse, patient=patient, modality="xray", performed_on=dt.date(2027, 1, 9))
+        imaging_study_record(actor=nurse, patient=patient, modality="xray", performed_on=dt.date(2027, 1, 9))
     assert [p.code for p in refused.value.problems] == ["invalid_choice", "in_future"]
     assert list(LabResult.objects.all()) == [lab]
     assert list(ImagingStudy.objects.all()) == [study]
@@ -594,8 +597,8 @@ def test_lab_and_imaging_records_are_validated_and_audited(clinic, nurse):
 
 def test_an_alert_is_resolved_once(clinic, nurse):
     alert = Alert.objects.create(site=clinic.site, kind="leg_clash", message="Booking 1 ran late.")
-    resolved = workflow.alert_resolve(actor=nurse, alert=alert)
+    resolved = alert_resolve(actor=nurse, alert=alert)
     assert (resolved.resolved_at, resolved.resolved_by) == (dt.datetime(2027, 1, 4, 12, tzinfo=dt.UTC), nurse)
     with pytest.raises(InvalidTransition):
-        workflow.alert_resolve(actor=nurse, alert=alert)
+        alert_resolve(actor=nurse, alert=alert)
     assert AuditEvent.objects.filter(action="alert.resolve").count() == 1

@@ -7,7 +7,10 @@ import time_machine
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
-from scheduling.models import Alert, Booking, CaseChecklist, ImagingStudy, LabResult
+from outbox.models import Alert
+from patients.models import ImagingStudy, LabResult
+from procedure_day.models import CaseChecklist
+from scheduling.models import Booking
 from scheduling.services.bookings import booking_create
 from tests import factories as f
 from tests.api_helpers import persona_users, post

@@ -19,8 +19,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from patients.models import MedicationHold
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
-from scheduling.models import Allocation, MedicationHold
+from scheduling.models import Allocation
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
 

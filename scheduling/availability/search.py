@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from core.dates import to_local
+from core.errors import BookingInvalid, Problem
 from core.timewindows import expand_weekly
+from patients.models import Patient
 from rooms.models import DowntimeReason
 from scheduling.availability import engine
 from scheduling.availability.inputs import (
@@ -32,12 +35,10 @@ from scheduling.availability.inputs import (
     load_busy,
     load_inventory,
 )
-from scheduling.dates import to_local
-from scheduling.errors import BookingInvalid, Problem
 from scheduling.guard import lock_keys
+from scheduling.holdrule import hold_first_allowed_day
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
-from scheduling.models import BleedingRisk, LegRole, Patient, ProcedureType
-from scheduling.readiness import hold_first_allowed_day
+from scheduling.models import BleedingRisk, LegRole, ProcedureType
 from scheduling.resources import local_span
 
 MAX_WINDOW_DAYS = 92

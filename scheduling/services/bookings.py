@@ -11,21 +11,13 @@ from django.utils import timezone
 
 from core import metrics
 from core.audit import audit_record
+from core.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
+from patients.models import Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay
 from scheduling.availability.search import Pins, assign_resources, explain_start
-from scheduling.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
 from scheduling.guard import ensure_free, find_clashes, lock_resources, overlap_as_conflict
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
-from scheduling.models import (
-    ROLE_COLUMN,
-    Allocation,
-    Booking,
-    BookingStatus,
-    CancelReason,
-    LegRole,
-    Patient,
-    ProcedureType,
-)
+from scheduling.models import ROLE_COLUMN, Allocation, Booking, BookingStatus, CancelReason, LegRole, ProcedureType
 from scheduling.resources import ROLE_FIELD, BoundLeg, ResourceChoice
 from scheduling.services.holds import hold_expiry, holds_release_expired
 from scheduling.services.reminders import reminders_schedule, reminders_withdraw

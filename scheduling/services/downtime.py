@@ -15,9 +15,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.services import record_create
+from outbox.models import Alert, AlertKind
+from outbox.services import enqueue_notification
 from rooms.models import Downtime
-from scheduling.models import ACTIVE_STATUSES, Alert, AlertKind, Allocation, Booking, NotificationKind
-from scheduling.outbox import enqueue_notification
+from scheduling.kinds import SchedulingMessage
+from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
 from scheduling.resources import local_span
 
 
@@ -72,7 +74,7 @@ def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = 
                 ),
             )
             enqueue_notification(
-                kind=NotificationKind.DOWNTIME_IMPACT,
+                kind=SchedulingMessage.DOWNTIME_IMPACT,
                 dedupe_key=f"downtime_impact:booking:{booking.pk}:downtime:{downtime.pk}",
                 due_at=now,
                 booking=booking,

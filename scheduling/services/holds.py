@@ -15,9 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import SYSTEM_ACTOR, audit_record
+from core.errors import InvalidTransition
 from core.models import AuditEvent
-from scheduling.errors import InvalidTransition
-from scheduling.models import Allocation, Booking, BookingStatus, CancelReason, Notification, NotificationStatus
+from outbox.models import Notification, NotificationStatus
+from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
 from scheduling.services.reminders import reminders_schedule
 
 

@@ -22,17 +22,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from outbox.models import Channel, Notification
+from outbox.services import enqueue_notification, skip_pending
 from rooms.models import Site
-from scheduling.models import (
-    Allocation,
-    Booking,
-    BookingStatus,
-    Channel,
-    LegRole,
-    Notification,
-    NotificationKind,
-)
-from scheduling.outbox import enqueue_notification, skip_pending
+from scheduling.kinds import SchedulingMessage
+from scheduling.models import Allocation, Booking, BookingStatus, LegRole
 from staff.models import Credential, Shift, StaffMember
 
 # Statuses of a case that is on the day's list (a hold is not a case yet).
@@ -49,13 +43,13 @@ ON_THE_LIST = frozenset(
 )
 # The two warnings, widest first: a credential gets the warning of the window it is in when a
 # scan first sees it, so one added with 20 days left gets only the 30-day warning.
-CREDENTIAL_WARNINGS = ((60, NotificationKind.CREDENTIAL_EXPIRY_60), (30, NotificationKind.CREDENTIAL_EXPIRY_30))
+CREDENTIAL_WARNINGS = ((60, SchedulingMessage.CREDENTIAL_EXPIRY_60), (30, SchedulingMessage.CREDENTIAL_EXPIRY_30))
 
 
 def reminder_offsets() -> tuple[tuple[str, timedelta], ...]:
     return (
-        (NotificationKind.PREP_REMINDER, timedelta(hours=settings.PREP_REMINDER_HOURS)),
-        (NotificationKind.DAY_BEFORE_REMINDER, timedelta(hours=settings.DAY_BEFORE_REMINDER_HOURS)),
+        (SchedulingMessage.PREP_REMINDER, timedelta(hours=settings.PREP_REMINDER_HOURS)),
+        (SchedulingMessage.DAY_BEFORE_REMINDER, timedelta(hours=settings.DAY_BEFORE_REMINDER_HOURS)),
     )
 
 
@@ -184,7 +178,7 @@ def daily_lists_enqueue(*, now: datetime | None = None) -> int:
         )
         intents += [
             Intent(
-                kind=NotificationKind.DAILY_LIST,
+                kind=SchedulingMessage.DAILY_LIST,
                 dedupe_key=f"daily_list:staff:{physician.pk}:site:{site.pk}:date:{today.isoformat()}",
                 due_at=due,
                 staff=physician,
@@ -207,7 +201,7 @@ def follow_up_lists_enqueue(*, now: datetime | None = None) -> int:
         if discharged_on(site, yesterday).exists():
             intents.append(
                 Intent(
-                    kind=NotificationKind.FOLLOW_UP_CALLS,
+                    kind=SchedulingMessage.FOLLOW_UP_CALLS,
                     dedupe_key=f"follow_up_calls:site:{site.pk}:date:{yesterday.isoformat()}",
                     due_at=due,
                     site=site,

@@ -51,7 +51,7 @@ SIDE_FILES = ("-wal", "-shm", "-journal")
 REPORTED_MODELS = (
     ("bookings", "scheduling.Booking"),
     ("legs", "scheduling.Allocation"),
-    ("patients", "scheduling.Patient"),
+    ("patients", "patients.Patient"),
 )
 # libpq connection keywords that pg_dump and pg_restore 12 and later understand and that hold no
 # secret. The password goes through PGPASSWORD, never the command line, where `ps` would show it.

@@ -17,20 +17,12 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from core.dates import to_local
+from patients.models import ImagingStudy, LabResult, LabTest, MedicationHold
+from procedure_day.models import CaseChecklist, PregnancyStatus
 from rooms.models import Site
-from scheduling.dates import add_days, to_local
-from scheduling.models import (
-    BleedingRisk,
-    Booking,
-    BookingStatus,
-    CaseChecklist,
-    ImagingStudy,
-    LabResult,
-    LabTest,
-    MedicationHold,
-    PregnancyStatus,
-    Sedation,
-)
+from scheduling.holdrule import hold_first_allowed_day
+from scheduling.models import BleedingRisk, Booking, BookingStatus, Sedation
 
 ItemStatus = Literal["ok", "missing", "failed", "not_required"]
 OK: ItemStatus = "ok"
@@ -155,17 +147,6 @@ def _escort(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
     if gaps:
         return ChecklistItem("escort", label, MISSING, f"Missing: {', '.join(gaps)}.")
     return ChecklistItem("escort", label, OK, "Escort named and pickup confirmed.")
-
-
-def hold_first_allowed_day(last_dose_on: date | None, hold_days: int, today: date) -> date:
-    """The first day a high-bleeding-risk case may take place under one hold: ``hold_days``
-    whole days without the drug after the last dose. While no last dose is recorded the patient
-    is taken to be still on it, so the hold counts from today.
-
-    A last dose at the end of the calendar (only in a row written around validation) gives the
-    calendar's last day, which no case can reach.
-    """
-    return add_days(last_dose_on or today, hold_days + 1)
 
 
 def _holds(booking: Booking, holds: Sequence[MedicationHold], case_day: date, today: date) -> ChecklistItem:

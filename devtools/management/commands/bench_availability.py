@@ -44,13 +44,14 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from patients.models import Patient
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability import search as search_module
 from scheduling.availability.inputs import load_busy
 from scheduling.availability.search import Pins, SearchQuery, availability_search
 from scheduling.catalogue import install_default_catalogue
 from scheduling.legs import plan_legs
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, Patient, ProcedureType
+from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, ProcedureType
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
 
 # The migration's module name starts with a digit, so it cannot be imported by name.

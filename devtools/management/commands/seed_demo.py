@@ -24,11 +24,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.errors import BookingInvalid, SlotUnavailable
 from core.timewindows import local_to_utc
+from patients.models import Patient, Sex
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
-from scheduling.errors import BookingInvalid, SlotUnavailable
 from scheduling.legs import plan_legs
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, Patient, ProcedureType, Sedation, Sex
+from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, ProcedureType, Sedation
 from scheduling.resources import ResourceChoice
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole

@@ -80,12 +80,13 @@ from django.test import Client as InProcessClient
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from devtools.management.commands.bench_availability import percentile
+from patients.models import Patient
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.catalogue import install_default_catalogue
 from scheduling.guard import LOCK_NAMESPACE
 from scheduling.legs import LegSpec, plan_legs
-from scheduling.management.commands.bench_availability import percentile
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, BookingStatus, LegRole, Patient, ProcedureType
+from scheduling.models import ROLE_COLUMN, Allocation, Booking, BookingStatus, LegRole, ProcedureType
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
 
 SITE_CODE = "bench-booking"

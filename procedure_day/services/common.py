@@ -1,0 +1,84 @@
+"""What every step of the procedure day shares: the statuses each step starts from, the row
+lock, and the status stamp."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+
+from core.errors import InvalidTransition
+from procedure_day.models import CaseChecklist
+from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus, LegRole
+
+S = BookingStatus
+CHECK_IN_FROM = frozenset({S.SCHEDULED})
+READY_FROM = frozenset({S.CHECKED_IN})
+START_PROCEDURE_FROM = frozenset({S.READY})
+END_PROCEDURE_FROM = frozenset({S.IN_PROCEDURE})
+START_RECOVERY_FROM = frozenset({S.IN_PROCEDURE})
+READY_FOR_DISCHARGE_FROM = frozenset({S.IN_RECOVERY})
+DISCHARGE_FROM = frozenset({S.READY_FOR_DISCHARGE})
+NO_SHOW_FROM = frozenset({S.SCHEDULED, S.CHECKED_IN})
+# Staff record the checklist while the case is open; a closed case's record is history.
+CHECKLIST_OPEN = ACTIVE_STATUSES
+
+# Legs that end when the procedure ends; the room adds its turnover after them.
+ROOM_PHASE_ROLES = frozenset(
+    {
+        LegRole.C_ARM,
+        LegRole.RF_GENERATOR,
+        LegRole.PHYSICIAN,
+        LegRole.RAD_TECH,
+        LegRole.SEDATION_NURSE,
+        LegRole.ANESTHESIA,
+        LegRole.DEVICE_REP,
+    }
+)
+
+
+def max_length_of(model: type[models.Model], name: str) -> int:
+    column = model._meta.get_field(name)
+    assert isinstance(column, models.CharField)
+    assert column.max_length is not None
+    return column.max_length
+
+
+OVERRIDE_REASON_MAX = max_length_of(CaseChecklist, "override_reason")
+
+
+def user_or_none(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def locked_booking(booking: Booking | int) -> Booking:
+    pk = booking if isinstance(booking, int) else booking.pk
+    # of=("self",): patient, site and procedure type are read, not locked, so a case's
+    # transition never waits on another case of the same patient or site.
+    return (
+        Booking.objects.select_for_update(of=("self",)).select_related("procedure_type", "patient", "site").get(pk=pk)
+    )
+
+
+def local_iso(moment: datetime, current: Booking) -> str:
+    return moment.astimezone(current.site.zone).isoformat()
+
+
+def require_status(current: Booking, allowed: frozenset[str], doing: str) -> None:
+    if current.status not in allowed:
+        raise InvalidTransition(
+            f"A {current.get_status_display().lower()} case cannot {doing}.",
+            details={"status": current.status, "allowed_from": sorted(allowed)},
+        )
+
+
+def advance(current: Booking, *, status: str, stamp: str | None, now: datetime) -> str:
+    previous = current.status
+    current.status = status
+    fields = ["status", "updated_at"]
+    if stamp is not None:
+        setattr(current, stamp, now)
+        fields.append(stamp)
+    current.save(update_fields=fields)
+    return previous
