@@ -12,10 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import serializers as s
 from api.authentication import issue_token
 from api.errors import problem
 from api.models import ApiToken
+from api.serializers import tokens as s
 from core import throttle
 from core.audit import audit_record
 from core.net import client_ip

@@ -21,10 +21,12 @@ from core import metrics
 from core.errors import (
     BookingInvalid,
     InvalidTransition,
+    NotPermitted,
     OverrideNotPermitted,
     ReadinessNotMet,
     SchedulingError,
     SlotUnavailable,
+    UnknownReference,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,12 @@ def _detail_text(detail: Any) -> str:
 
 
 def scheduling_problem(exc: SchedulingError) -> Response:
+    if isinstance(exc, UnknownReference):
+        # The words DRF gives any unknown id, so the answer is the same whoever looked it up.
+        errors = {name: [f'Invalid pk "{value}" - object does not exist.'] for name, value in exc.ids.items()}
+        return problem(400, "invalid", _detail_text(errors), errors=errors)
+    if isinstance(exc, NotPermitted):
+        return problem(403, exc.code, exc.message)
     if isinstance(exc, BookingInvalid):
         return problem(422, exc.code, exc.message, errors=[p.as_dict() for p in exc.problems])
     if isinstance(exc, SlotUnavailable):

@@ -95,3 +95,20 @@ class CodeField(serializers.SlugRelatedField):
         if not isinstance(data, str) or not self.pattern.fullmatch(data):
             self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
         return super().to_internal_value(data)
+
+
+class PinField(serializers.IntegerField):
+    """The id of a resource a request pins: a positive 64-bit integer. Whether it exists and
+    may do the case is the rulebook's answer, not a lookup here."""
+
+    default_error_messages = {"invalid": "A resource id is a positive whole number."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))

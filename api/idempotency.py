@@ -33,10 +33,10 @@ from rest_framework.response import Response
 
 from api.errors import problem
 from api.models import IdempotencyRecord
-from api.serializers import PATIENT_FIELDS_BY_ROLE
 from core.audit import audit_read
 from core.roles import primary_role
 from scheduling.models import Booking
+from scheduling.policy import patient_fields_of_role
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -85,7 +85,7 @@ def _narrowed(body: Any, role: str | None) -> Any:
     nothing had to go (the stored bytes are then replayed as they are)."""
     if _stored_booking_id(body) is None:
         return None
-    allowed = set(PATIENT_FIELDS_BY_ROLE.get(role or "", ()))
+    allowed = set(patient_fields_of_role(role))
     patient = body["patient"]
     if set(patient) <= allowed:
         return None

@@ -2,7 +2,8 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import auth_views, hold_views, views, workflow_views
+from api import auth_views
+from api.views import availability, bookings, daily_list, health, patients, reference, workflow
 
 
 class Router(DefaultRouter):
@@ -13,36 +14,35 @@ class Router(DefaultRouter):
 
 router = Router(trailing_slash=True)
 router.include_root_view = False
-router.register("sites", views.SiteViewSet, basename="site")
-router.register("opening-hours", views.OpeningHoursViewSet, basename="opening-hours")
-router.register("rooms", views.RoomViewSet, basename="room")
-router.register("equipment", views.EquipmentViewSet, basename="equipment")
-router.register("recovery-bays", views.RecoveryBayViewSet, basename="recovery-bay")
-router.register("downtime", views.DowntimeViewSet, basename="downtime")
-router.register("staff", views.StaffMemberViewSet, basename="staff")
-router.register("credentials", views.CredentialViewSet, basename="credential")
-router.register("shifts", views.ShiftViewSet, basename="shift")
-router.register("time-off", views.TimeOffViewSet, basename="time-off")
-router.register("procedure-types", views.ProcedureTypeViewSet, basename="procedure-type")
-router.register("patients", views.PatientViewSet, basename="patient")
-router.register("medication-holds", views.MedicationHoldViewSet, basename="medication-hold")
-router.register("bookings", views.BookingViewSet, basename="booking")
-router.register("bookings", workflow_views.BookingWorkflowViewSet, basename="booking-workflow")
-router.register("lab-results", workflow_views.LabResultViewSet, basename="lab-result")
-router.register("imaging-studies", workflow_views.ImagingStudyViewSet, basename="imaging-study")
-router.register("alerts", workflow_views.AlertViewSet, basename="alert")
-router.register("bookings", hold_views.HoldViewSet, basename="booking-hold")
+router.register("sites", reference.SiteViewSet, basename="site")
+router.register("opening-hours", reference.OpeningHoursViewSet, basename="opening-hours")
+router.register("rooms", reference.RoomViewSet, basename="room")
+router.register("equipment", reference.EquipmentViewSet, basename="equipment")
+router.register("recovery-bays", reference.RecoveryBayViewSet, basename="recovery-bay")
+router.register("downtime", reference.DowntimeViewSet, basename="downtime")
+router.register("staff", reference.StaffMemberViewSet, basename="staff")
+router.register("credentials", reference.CredentialViewSet, basename="credential")
+router.register("shifts", reference.ShiftViewSet, basename="shift")
+router.register("time-off", reference.TimeOffViewSet, basename="time-off")
+router.register("procedure-types", reference.ProcedureTypeViewSet, basename="procedure-type")
+router.register("patients", patients.PatientViewSet, basename="patient")
+router.register("medication-holds", patients.MedicationHoldViewSet, basename="medication-hold")
+router.register("bookings", bookings.BookingViewSet, basename="booking")
+router.register("bookings", workflow.BookingWorkflowViewSet, basename="booking-workflow")
+router.register("lab-results", workflow.LabResultViewSet, basename="lab-result")
+router.register("imaging-studies", workflow.ImagingStudyViewSet, basename="imaging-study")
+router.register("alerts", workflow.AlertViewSet, basename="alert")
 
 v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth_views.TokenView.as_view(), name="token"),
-    path("availability/", views.AvailabilityView.as_view(), name="availability"),
-    path("availability/reasons/", views.ReasonsView.as_view(), name="availability-reasons"),
-    path("daily-list/", views.DailyListView.as_view(), name="daily-list"),
+    path("availability/", availability.AvailabilityView.as_view(), name="availability"),
+    path("availability/reasons/", availability.ReasonsView.as_view(), name="availability-reasons"),
+    path("daily-list/", daily_list.DailyListView.as_view(), name="daily-list"),
     path("", include(router.urls)),
 ]
 
 urlpatterns = [
-    path("health/", views.health, name="health"),
+    path("health/", health.health, name="health"),
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),

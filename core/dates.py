@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.errors import BookingInvalid, Problem
+
 
 def add_days(day: date, days: int) -> date:
     try:
@@ -28,3 +30,9 @@ def to_local(moment: datetime, zone: ZoneInfo) -> datetime:
         if moment.year > date.max.year // 2:
             return datetime.max.replace(tzinfo=zone)
         return datetime.min.replace(tzinfo=zone)
+
+
+def require_aware(value: datetime, field: str) -> None:
+    """Refuse a naive time: it is ambiguous for a clinic in another zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise BookingInvalid([Problem("naive_datetime", f"{field} must include a UTC offset.", field=field)])

@@ -69,3 +69,20 @@ class OverrideNotPermitted(SchedulingError):
     """Only a physician or an administrator may override the readiness gate."""
 
     code = "override_not_permitted"
+
+
+class UnknownReference(SchedulingError):
+    """Ids the request names that do not exist: refused like any unknown id, field by field."""
+
+    code = "unknown_reference"
+
+    def __init__(self, ids: dict[str, Any]) -> None:
+        self.ids = ids
+        named = ", ".join(f"{name} {value}" for name, value in ids.items())
+        super().__init__(f"No such {named}.", details={"fields": {name: str(value) for name, value in ids.items()}})
+
+
+class NotPermitted(SchedulingError):
+    """The user's role does not allow this read or write."""
+
+    code = "permission_denied"

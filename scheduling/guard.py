@@ -1,25 +1,27 @@
 """The no-double-booking guarantee, as seen from the services.
 
 The database is the guarantee (an exclusion constraint per resource column on PostgreSQL,
-triggers on SQLite). Before inserting, the services take per-resource advisory locks in one
-fixed order, so two raced bookings queue instead of deadlocking inside the GiST index, and
-look for clashes to explain them in words; the constraint is the last line for any path
-that skips this.
+triggers on SQLite). Before reading which resources are busy, the services take per-resource
+advisory locks in one fixed order, so two raced bookings queue instead of deadlocking inside the
+GiST index; the rulebook then sees every committed leg. The constraint is the last line for any
+path that skips this: a refused insert becomes a clash (409), never a server error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection
 from django.db.models import Q
 
 from core.errors import SlotUnavailable
-from scheduling.models import RESOURCE_COLUMNS, Allocation, LegRole
-from scheduling.resources import BoundLeg, describe_resource, local_span
+from scheduling.legroles import LEG_ROLES, RESOURCE_COLUMNS
+from scheduling.models import Allocation
+from scheduling.words import local_span
 
 # Advisory lock namespace per resource column (the first key of the two-int form).
 LOCK_NAMESPACE = {column: 0x5C00 + i for i, column in enumerate(RESOURCE_COLUMNS)}
@@ -49,66 +51,16 @@ def lock_keys(keys: Iterable[tuple[str, int]]) -> None:
         )
 
 
-def lock_resources(legs: Iterable[BoundLeg]) -> None:
-    """Lock every resource of these legs (see ``lock_keys``)."""
-    lock_keys((leg.column, leg.resource_id) for leg in legs)
+@dataclass(frozen=True)
+class PlannedLeg:
+    """A leg about to be written: enough to name a clash if the database refuses it."""
 
-
-def find_clashes(legs: list[BoundLeg], *, exclude_booking_id: int | None = None) -> list[tuple[BoundLeg, Allocation]]:
-    """Active legs of other bookings that overlap the requested legs, paired with them."""
-    if not legs:
-        return []
-    condition = Q()
-    for leg in legs:
-        condition |= Q(**{f"{leg.column}_id": leg.resource_id}, starts_at__lt=leg.ends_at, ends_at__gt=leg.starts_at)
-    existing = Allocation.objects.filter(condition, is_active=True)
-    if exclude_booking_id is not None:
-        existing = existing.exclude(booking_id=exclude_booking_id)
-    pairs = []
-    for other in existing.order_by("starts_at", "id"):
-        for leg in legs:
-            if (
-                leg.column == other.resource_column
-                and leg.resource_id == other.resource_id
-                and other.starts_at < leg.ends_at
-                and leg.starts_at < other.ends_at
-            ):
-                pairs.append((leg, other))
-    return pairs
-
-
-def describe_clashes(pairs: list[tuple[BoundLeg, Allocation]], zone: ZoneInfo) -> list[dict[str, Any]]:
-    out = []
-    for leg, other in pairs:
-        resource = describe_resource(leg.resource)
-        if leg.role == LegRole.PATIENT:
-            message = f"The patient already has a case {local_span(other.starts_at, other.ends_at, zone)}."
-        else:
-            message = (
-                f"{resource['name']} is already booked {local_span(other.starts_at, other.ends_at, zone)}"
-                f" (needed {local_span(leg.starts_at, leg.ends_at, zone)} as {leg.role.label.lower()})."
-            )
-        out.append(
-            {
-                "role": str(leg.role),
-                "resource": resource,
-                "requested": {"start": leg.starts_at.isoformat(), "end": leg.ends_at.isoformat()},
-                "clashing": {
-                    "booking": other.booking_id,
-                    "role": other.role,
-                    "start": other.starts_at.isoformat(),
-                    "end": other.ends_at.isoformat(),
-                },
-                "message": message,
-            }
-        )
-    return out
-
-
-def ensure_free(legs: list[BoundLeg], zone: ZoneInfo, *, exclude_booking_id: int | None = None) -> None:
-    pairs = find_clashes(legs, exclude_booking_id=exclude_booking_id)
-    if pairs:
-        raise SlotUnavailable(describe_clashes(pairs, zone))
+    role: str
+    column: str
+    resource_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -123,17 +75,54 @@ def is_overlap_violation(exc: BaseException) -> bool:
     return connection.vendor == "sqlite" and "no_overlap" in str(exc)
 
 
-@contextmanager
-def overlap_as_conflict(legs: list[BoundLeg], zone: ZoneInfo) -> Iterator[None]:
-    """Run inserts in a savepoint; an overlap the database refuses becomes SlotUnavailable."""
-    try:
-        with transaction.atomic():
-            yield
-    except IntegrityError as exc:
-        if not is_overlap_violation(exc):
-            raise
-        raise SlotUnavailable(describe_clashes(find_clashes(legs), zone)) from exc
-    except DatabaseError as exc:
-        if _sqlstate(exc) not in RACE_SQLSTATES:
-            raise
-        raise SlotUnavailable([]) from exc
+def is_lost_race(exc: BaseException) -> bool:
+    """An insert the database refused because another case holds a resource, or a deadlock or
+    serialization failure of a writer that skipped the lock order."""
+    if isinstance(exc, IntegrityError):
+        return is_overlap_violation(exc)
+    return isinstance(exc, DatabaseError) and _sqlstate(exc) in RACE_SQLSTATES
+
+
+def clashes_after_refusal(legs: list[PlannedLeg], zone: ZoneInfo) -> SlotUnavailable:
+    """The clash to report for legs the database refused, read after the refused transaction
+    has rolled back (its locks are gone, so this reads what the winner committed)."""
+    condition = Q()
+    for leg in legs:
+        condition |= Q(**{f"{leg.column}_id": leg.resource_id}, starts_at__lt=leg.ends_at, ends_at__gt=leg.starts_at)
+    conflicts: list[dict[str, Any]] = []
+    for other in Allocation.objects.filter(condition, is_active=True).order_by("starts_at", "id"):
+        for leg in legs:
+            if (
+                leg.column == other.resource_column
+                and leg.resource_id == other.resource_id
+                and other.starts_at < leg.ends_at
+                and leg.starts_at < other.ends_at
+            ):
+                held = local_span(other.starts_at, other.ends_at, zone)
+                noun = LEG_ROLES[leg.role].noun
+                if leg.column == "patient":
+                    message = f"The patient already has a case {held}."
+                else:
+                    message = (
+                        f"{leg.name} is booked {held} ({noun} needed {local_span(leg.starts_at, leg.ends_at, zone)})."
+                    )
+                conflicts.append(
+                    {
+                        "role": leg.role,
+                        "code": "patient_busy" if leg.column == "patient" else "resource_booked",
+                        "resource": {
+                            "kind": LEG_ROLES[leg.role].kind,
+                            "id": leg.resource_id,
+                            "name": "the patient" if leg.column == "patient" else leg.name,
+                        },
+                        "requested": {"start": leg.starts_at.isoformat(), "end": leg.ends_at.isoformat()},
+                        "clashing": {
+                            "booking": other.booking_id,
+                            "role": other.role,
+                            "start": other.starts_at.isoformat(),
+                            "end": other.ends_at.isoformat(),
+                        },
+                        "message": message,
+                    }
+                )
+    return SlotUnavailable(conflicts)

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from core.errors import BookingInvalid, Problem
-from scheduling.models import LegRole, Sedation
+from scheduling.legroles import LEG_ROLES, LegRole
+from scheduling.models import Sedation
 
 SEDATION_ROLE: dict[str, LegRole | None] = {
     Sedation.LOCAL: None,
@@ -28,7 +29,9 @@ SEDATION_ROLE: dict[str, LegRole | None] = {
     Sedation.MAC: LegRole.ANESTHESIA,
     Sedation.GENERAL: LegRole.ANESTHESIA,
 }
-EQUIPMENT_ROLE: dict[str, LegRole] = {"c_arm": LegRole.C_ARM, "rf_generator": LegRole.RF_GENERATOR}
+EQUIPMENT_ROLE: dict[str, LegRole] = {
+    info.equipment_kind: info.role for info in LEG_ROLES.values() if info.equipment_kind is not None
+}
 
 
 class ProcedureSpec(Protocol):

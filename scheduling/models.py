@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from patients.models import Patient
 from rooms.models import Capability, EquipmentKind
+from scheduling.legroles import LEG_ROLES, PROCEDURE_STAFF_ROLES, RESOURCE_COLUMNS, LegRole
 
 
 class Sedation(models.TextChoices):
@@ -26,36 +27,8 @@ class BleedingRisk(models.TextChoices):
     HIGH = "high", "High"
 
 
-class LegRole(models.TextChoices):
-    PATIENT = "patient", "Patient"
-    ROOM = "room", "Procedure room"
-    C_ARM = "c_arm", "C-arm"
-    RF_GENERATOR = "rf_generator", "RF generator"
-    PHYSICIAN = "physician", "Physician"
-    RAD_TECH = "rad_tech", "Radiology tech"
-    SEDATION_NURSE = "sedation_nurse", "Sedation nurse"
-    ANESTHESIA = "anesthesia", "Anesthesia provider"
-    DEVICE_REP = "device_rep", "Device rep"
-    RECOVERY_BAY = "recovery_bay", "Recovery bay"
-
-
 # Which resource column each leg role fills.
-ROLE_COLUMN: dict[str, str] = {
-    LegRole.PATIENT: "patient",
-    LegRole.ROOM: "room",
-    LegRole.C_ARM: "equipment",
-    LegRole.RF_GENERATOR: "equipment",
-    LegRole.PHYSICIAN: "staff",
-    LegRole.RAD_TECH: "staff",
-    LegRole.SEDATION_NURSE: "staff",
-    LegRole.ANESTHESIA: "staff",
-    LegRole.DEVICE_REP: "staff",
-    LegRole.RECOVERY_BAY: "bay",
-}
-RESOURCE_COLUMNS = ("patient", "room", "equipment", "staff", "bay")
-# Staff roles a procedure type may list for its room phase; sedation roles follow from the
-# sedation level instead.
-PROCEDURE_STAFF_ROLES = (LegRole.PHYSICIAN, LegRole.RAD_TECH, LegRole.DEVICE_REP)
+ROLE_COLUMN: dict[str, str] = {role: info.column for role, info in LEG_ROLES.items()}
 
 
 class ProcedureType(models.Model):

@@ -16,7 +16,7 @@ from patients.models import Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling.catalogue import install_default_catalogue
 from scheduling.models import Allocation, ProcedureType
-from scheduling.resources import ResourceChoice
+from scheduling.request import pins_of
 from staff.models import StaffMember
 from tests import factories as f
 
@@ -124,8 +124,9 @@ class Clinic:
     def vp(self) -> ProcedureType:
         return ProcedureType.objects.get(code="VP")
 
-    def resources(self, **overrides: Any) -> ResourceChoice:
-        """A valid set for a vertebroplasty under moderate sedation in the first room."""
+    def resources(self, **overrides: Any) -> dict[str, int]:
+        """Pins of a valid set for a vertebroplasty under moderate sedation in the first room;
+        an override of None leaves that role to the engine."""
         values: dict[str, Any] = dict(
             room=self.rooms[0],
             c_arm=self.c_arms[0],
@@ -135,7 +136,7 @@ class Clinic:
             recovery_bay=self.bays[0],
         )
         values.update(overrides)
-        return ResourceChoice(**values)
+        return pins_of(values)
 
 
 def build_clinic() -> Clinic:

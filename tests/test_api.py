@@ -12,6 +12,7 @@ from api.models import IdempotencyRecord
 from core.models import AuditEvent
 from patients.models import Patient
 from scheduling.models import Allocation, Booking, ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from staff.models import Shift
 from tests.api_helpers import client_for, persona_users, post
@@ -40,11 +41,11 @@ def booking_body(clinic, start=NINE, **extra):
 
 def book(clinic, start=NINE, patient=0, **resources):
     return booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources(**resources)
+        ),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(**resources),
     )
 
 
@@ -519,17 +520,19 @@ def test_daily_list_query_count_does_not_grow_with_cases(clinic, clients):
     esi = ProcedureType.objects.get(code="ESI-IL")
     for i in range(39):
         booking_create(
-            actor=None,
-            patient=f.PatientFactory(),
-            procedure_type=esi,
-            starts_at=local(MONDAY, 10) + dt.timedelta(minutes=20 * i),
-            resources=clinic.resources(
-                room=rooms[i % 4],
-                c_arm=arms[i % 4],
-                rad_tech=clinic.techs[i % 2],
-                sedation_staff=None,
-                recovery_bay=bays[i % 4],
+            request=CaseRequest(
+                procedure_type=esi,
+                patient=f.PatientFactory(),
+                pins=clinic.resources(
+                    room=rooms[i % 4],
+                    c_arm=arms[i % 4],
+                    rad_tech=clinic.techs[i % 2],
+                    sedation_staff=None,
+                    recovery_bay=bays[i % 4],
+                ),
             ),
+            actor=None,
+            starts_at=local(MONDAY, 10) + dt.timedelta(minutes=20 * i),
         )
     many = count_queries()
     assert (one[1], many[1]) == (1, 40)

@@ -10,52 +10,48 @@ from hypothesis import strategies as st
 from core.errors import BookingInvalid, SlotUnavailable
 from patients.models import MedicationHold
 from rooms.models import Downtime
-from scheduling.availability.inputs import busy_legs_sql
-from scheduling.availability.search import Pins, SearchQuery, availability_search, explain_start
+from scheduling.availability.search import SearchQuery, availability_search, explain_start
+from scheduling.legroles import LEG_ROLES
 from scheduling.models import Allocation, ProcedureType
-from scheduling.resources import ResourceChoice
+from scheduling.request import CaseRequest
+from scheduling.rules.inputs import legs_sql
 from scheduling.services.bookings import booking_cancel, booking_create
-from staff.models import StaffMember, TimeOff
+from staff.models import TimeOff
 from tests.conftest import MONDAY, Clinic, local, overlapping_active_legs
 
 WEEK_END = MONDAY + dt.timedelta(days=6)
 
 
-def search(clinic: Clinic, code="VP", **kwargs):
+def case(code="VP", *, levels=1, sedation=None, patient=None, site_id=None, pins=None) -> CaseRequest:
+    return CaseRequest(
+        procedure_type=ProcedureType.objects.get(code=code),
+        levels=levels,
+        sedation=sedation,
+        patient=patient,
+        site_id=site_id,
+        pins=pins or {},
+    )
+
+
+def search(clinic: Clinic, code="VP", *, levels=1, sedation=None, patient=None, site_id=None, pins=None, **kwargs):
     kwargs.setdefault("date_from", MONDAY)
     kwargs.setdefault("date_to", WEEK_END)
-    return availability_search(SearchQuery(procedure_type=ProcedureType.objects.get(code=code), **kwargs))
+    request = case(code, levels=levels, sedation=sedation, patient=patient, site_id=site_id, pins=pins)
+    return availability_search(SearchQuery(request=request, **kwargs))
 
 
-def resources_of(slot) -> ResourceChoice:
-    from rooms.models import Equipment, ProcedureRoom, RecoveryBay
-
-    field_of = {
-        "room": "room",
-        "c_arm": "c_arm",
-        "rf_generator": "rf_generator",
-        "physician": "physician",
-        "rad_tech": "rad_tech",
-        "sedation_nurse": "sedation_staff",
-        "anesthesia": "sedation_staff",
-        "device_rep": "device_rep",
-        "recovery_bay": "recovery_bay",
-    }
-    model_of = {"room": ProcedureRoom, "equipment": Equipment, "recovery_bay": RecoveryBay, "staff": StaffMember}
-    choice = ResourceChoice()
-    for leg in slot.legs:
-        if leg.role != "patient":
-            setattr(choice, field_of[leg.role], model_of[leg.kind].objects.get(pk=leg.resource_id))
-    return choice
+def resources_of(slot) -> dict[str, int]:
+    """The pins of every resource a slot offers."""
+    return {LEG_ROLES[leg.role].pin: leg.resource_id for leg in slot.legs if leg.role != "patient"}
 
 
 def book_slot(clinic, slot, patient):
     return booking_create(
+        request=CaseRequest(
+            procedure_type=ProcedureType.objects.get(code="VP"), patient=patient, pins=resources_of(slot)
+        ),
         actor=None,
-        patient=patient,
-        procedure_type=ProcedureType.objects.get(code="VP"),
         starts_at=slot.start,
-        resources=resources_of(slot),
     )
 
 
@@ -88,11 +84,9 @@ def test_latest_start_is_bounded_by_recovery_before_closing(clinic):
 
 def test_every_result_names_distinct_resources_and_leaves_them_free(clinic):
     booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[5], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[5],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(),
     )
     slots = search(clinic, count=40)
     busy = list(Allocation.objects.filter(is_active=True))
@@ -107,13 +101,13 @@ def test_every_result_names_distinct_resources_and_leaves_them_free(clinic):
 
 
 def test_the_physician_pin_and_privileges(clinic):
-    assert search(clinic, pins=Pins(physician_id=clinic.physicians[1].pk)) == []
-    slots = search(clinic, code="ESI-IL", count=1, pins=Pins(physician_id=clinic.physicians[1].pk))
+    assert search(clinic, pins={"physician": clinic.physicians[1].pk}) == []
+    slots = search(clinic, code="ESI-IL", count=1, pins={"physician": clinic.physicians[1].pk})
     assert {leg.role: leg.name for leg in slots[0].legs}["physician"] == "Dr. Ben Okafor"
 
 
 def test_room_pin_takes_a_c_arm_usable_there(clinic):
-    [slot] = search(clinic, count=1, pins=Pins(room_id=clinic.rooms[1].pk))
+    [slot] = search(clinic, count=1, pins={"room": clinic.rooms[1].pk})
     legs = {leg.role: leg for leg in slot.legs}
     assert legs["room"].name == "Fluoro 2"
     assert legs["c_arm"].name == "C-arm 2"  # C-arm 1 is fixed in Fluoro 1
@@ -158,15 +152,17 @@ def test_high_risk_case_waits_for_the_longest_anticoagulant_hold(clinic):
 def test_the_patient_is_not_offered_a_time_they_are_already_booked(clinic):
     patient = clinic.patients[0]
     booking_create(
-        actor=None,
-        patient=patient,
-        procedure_type=clinic.vp(),
-        starts_at=local(MONDAY, 8),
-        resources=clinic.resources(
-            room=clinic.rooms[1], c_arm=clinic.c_arms[1], rad_tech=clinic.techs[1], recovery_bay=clinic.bays[2]
+        request=CaseRequest(
+            procedure_type=clinic.vp(),
+            patient=patient,
+            pins=clinic.resources(
+                room=clinic.rooms[1], c_arm=clinic.c_arms[1], rad_tech=clinic.techs[1], recovery_bay=clinic.bays[2]
+            ),
         ),
+        actor=None,
+        starts_at=local(MONDAY, 8),
     )
-    [slot] = search(clinic, count=1, patient=patient, pins=Pins(room_id=clinic.rooms[0].pk))
+    [slot] = search(clinic, count=1, patient=patient, pins={"room": clinic.rooms[0].pk})
     # The patient is busy 07:00-11:00 (arrival to end of recovery); next arrival 11:00, start 12:00.
     assert slot.start == local(MONDAY, 12)
 
@@ -177,11 +173,9 @@ def test_ties_break_the_same_way_every_time(clinic):
 
 def test_recovery_bays_are_spread(clinic):
     booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[3], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(),
     )
     slots = search(clinic, count=1, earliest=dt.time(13))
     # Bay 1 already has a patient that day; Bay 2 is free and empty.
@@ -190,13 +184,15 @@ def test_recovery_bays_are_spread(clinic):
 
 def test_a_physicians_day_stays_in_one_room(clinic):
     booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(),
+            patient=clinic.patients[3],
+            pins=clinic.resources(room=clinic.rooms[1], c_arm=clinic.c_arms[1]),
+        ),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(room=clinic.rooms[1], c_arm=clinic.c_arms[1]),
     )
-    [slot] = search(clinic, count=1, earliest=dt.time(13), pins=Pins(physician_id=clinic.physicians[0].pk))
+    [slot] = search(clinic, count=1, earliest=dt.time(13), pins={"physician": clinic.physicians[0].pk})
     assert {leg.role: leg.name for leg in slot.legs}["room"] == "Fluoro 2"
 
 
@@ -227,19 +223,16 @@ def test_a_92_day_window_is_accepted(clinic):
 @pytest.mark.parametrize("days", [1, 7, 92])
 def test_at_most_three_queries_per_search(clinic, django_assert_max_num_queries, days):
     booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[3], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(),
     )
     TimeOff.objects.create(staff=clinic.techs[1], starts_at=local(MONDAY, 0), ends_at=local(MONDAY, 23))
     query = SearchQuery(
-        procedure_type=clinic.vp(),
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0]),
         date_from=MONDAY,
         date_to=MONDAY + dt.timedelta(days=days - 1),
         count=200,
-        patient=clinic.patients[0],
     )
     with django_assert_max_num_queries(3):
         slots = availability_search(query)
@@ -250,11 +243,9 @@ def test_at_most_three_queries_per_search(clinic, django_assert_max_num_queries,
 def test_busy_interval_query_uses_the_gist_index(clinic):
     # Enough history that the planner has a real choice between scanning and the index.
     booking = booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[3], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(),
     )
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     history = [
@@ -271,15 +262,16 @@ def test_busy_interval_query_uses_the_gist_index(clinic):
     Allocation.objects.bulk_create(history, batch_size=5000)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE scheduling_allocation")
-        sql, params = busy_legs_sql(
+        sql, params = legs_sql(
             {
                 "room": [r.pk for r in clinic.rooms],
                 "staff": [clinic.physicians[0].pk],
                 "bay": [b.pk for b in clinic.bays],
-            }
+            },
+            lo=local(MONDAY, 0),
+            hi=local(MONDAY + dt.timedelta(days=7), 0),
         )
-        window = [local(MONDAY, 0), local(MONDAY + dt.timedelta(days=7), 0), local(MONDAY, 0)]
-        cursor.execute("EXPLAIN " + sql, [*params, *window])
+        cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "scheduling_allocation_room_no_overlap" in plan, plan
     assert "Seq Scan" not in plan, plan
@@ -289,7 +281,7 @@ def test_busy_interval_query_uses_the_gist_index(clinic):
 
 
 def reasons(clinic, start, code="VP", **kwargs):
-    return explain_start(procedure_type=ProcedureType.objects.get(code=code), starts_at=start, **kwargs)
+    return explain_start(case(code, **kwargs), start)
 
 
 def test_a_feasible_start_has_no_reasons(clinic):
@@ -298,24 +290,22 @@ def test_a_feasible_start_has_no_reasons(clinic):
 
 def test_reason_no_recovery_bay_free(clinic):
     holder = booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[3], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 8),
-        resources=clinic.resources(),
     )  # Bay 1 09:00-11:00
     for bay in clinic.bays[1:]:
         Allocation.objects.create(
             booking=holder, role="recovery_bay", bay=bay, starts_at=local(MONDAY, 10), ends_at=local(MONDAY, 13)
         )
-    [problem] = reasons(clinic, local(MONDAY, 9, 35), pins=Pins(room_id=clinic.rooms[1].pk))
+    [problem] = reasons(clinic, local(MONDAY, 9, 35), pins={"room": clinic.rooms[1].pk})
     assert (problem.code, problem.role) == ("leg_unavailable", "recovery_bay")
     assert problem.message == "No recovery bay free 10:35–12:35."
     assert problem.extra["candidates"]["Bay 1"] == "Bay 1 is booked 09:00–11:00"
 
 
 def test_reason_physician_not_privileged(clinic):
-    [problem] = reasons(clinic, local(MONDAY, 9), code="ESI-IL", pins=Pins(physician_id=clinic.physicians[0].pk))
+    [problem] = reasons(clinic, local(MONDAY, 9), code="ESI-IL", pins={"physician": clinic.physicians[0].pk})
     assert problem.message.startswith("Dr. Ana Reyes is not privileged for interlaminar epidural steroid injection")
 
 
@@ -323,7 +313,7 @@ def test_reason_c_arm_in_qa(clinic):
     Downtime.objects.create(
         equipment=clinic.c_arms[1], starts_at=local(MONDAY, 7), ends_at=local(MONDAY, 14), reason="qa"
     )
-    [problem] = reasons(clinic, local(MONDAY, 9), pins=Pins(room_id=clinic.rooms[1].pk))
+    [problem] = reasons(clinic, local(MONDAY, 9), pins={"room": clinic.rooms[1].pk})
     assert problem.role == "c_arm"
     assert problem.message.startswith("C-arm 2 is in QA until 14:00")
 
@@ -349,13 +339,11 @@ def test_reason_room_closed_and_arrival_before_opening(clinic):
 
 def test_reason_resource_booked(clinic):
     booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[3], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[3],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 9),
-        resources=clinic.resources(),
     )
-    problems = reasons(clinic, local(MONDAY, 9, 30), pins=Pins(room_id=clinic.rooms[0].pk))
+    problems = reasons(clinic, local(MONDAY, 9, 30), pins={"room": clinic.rooms[0].pk})
     by_role = {p.role: p.message for p in problems}
     assert by_role["room"] == "Fluoro 1 is booked 09:00–10:20 (procedure room needed 09:30–10:50)."
     assert by_role["physician"] == "Dr. Ana Reyes is booked 09:20–10:00 (physician needed 09:50–10:30)."
@@ -376,13 +364,11 @@ def test_reason_anticoagulant_hold_and_past(clinic):
 def test_reason_patient_already_booked(clinic):
     patient = clinic.patients[0]
     booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=patient, pins=clinic.resources()),
         actor=None,
-        patient=patient,
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 9),
-        resources=clinic.resources(),
     )
-    problems = reasons(clinic, local(MONDAY, 10), patient=patient, pins=Pins(room_id=clinic.rooms[1].pk))
+    problems = reasons(clinic, local(MONDAY, 10), patient=patient, pins={"room": clinic.rooms[1].pk})
     patient_problem = next(p for p in problems if p.role == "patient")
     assert patient_problem.message.startswith("The patient already has a case 08:00–12:00")
 
@@ -400,11 +386,9 @@ def test_property_every_returned_start_books_at_once(clinic, existing, pick):
             start = local(MONDAY + dt.timedelta(days=day), 8) + dt.timedelta(minutes=5 * slot_index)
             try:
                 booking_create(
+                    request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[n]),
                     actor=None,
-                    patient=clinic.patients[n],
-                    procedure_type=clinic.vp(),
                     starts_at=start,
-                    resources=ResourceChoice(),
                 )
             except (BookingInvalid, SlotUnavailable):
                 continue  # an existing case that does not fit is simply not there
@@ -423,15 +407,13 @@ def test_property_every_returned_start_books_at_once(clinic, existing, pick):
 def test_property_cancelling_brings_the_start_back(clinic, day, slot_index):
     with transaction.atomic():
         start = local(MONDAY + dt.timedelta(days=day), 8) + dt.timedelta(minutes=5 * slot_index)
-        pins = Pins(room_id=clinic.rooms[0].pk)
+        pins = {"room": clinic.rooms[0].pk}
         window = {"date_from": start.date(), "date_to": start.date(), "pins": pins}
         before = [s.start for s in search(clinic, count=200, **window)]
         booking = booking_create(
+            request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0], pins=clinic.resources()),
             actor=None,
-            patient=clinic.patients[0],
-            procedure_type=clinic.vp(),
             starts_at=start,
-            resources=clinic.resources(),
         )
         during = [s.start for s in search(clinic, count=200, **window)]
         assert start not in during
@@ -444,9 +426,9 @@ def test_property_cancelling_brings_the_start_back(clinic, day, slot_index):
 
 def test_reason_tech_permit_expired(clinic):
     clinic.techs[0].credentials.update(expires_on=dt.date(2027, 1, 10))
-    problems = reasons(clinic, local(MONDAY, 9), pins=Pins(by_role={"rad_tech": clinic.techs[0].pk}))
+    problems = reasons(clinic, local(MONDAY, 9), pins={"rad_tech": clinic.techs[0].pk})
     assert [p.message for p in problems] == [
-        "Tia Tech1 has no valid fluoroscopy permit for TX (radiology tech needed 09:00–10:00)."
+        "Tia Tech1's fluoroscopy permit for TX is not valid on 2027-01-11 (radiology tech needed 09:00–10:00)."
     ]
 
 
@@ -456,5 +438,5 @@ def test_reason_room_outside_its_own_hours(clinic):
     f.OpeningHoursFactory(
         site=clinic.site, room=clinic.rooms[0], weekday=0, opens_at=dt.time(12), closes_at=dt.time(18)
     )
-    [problem] = reasons(clinic, local(MONDAY, 9), pins=Pins(room_id=clinic.rooms[0].pk))
+    [problem] = reasons(clinic, local(MONDAY, 9), pins={"room": clinic.rooms[0].pk})
     assert problem.message == "Fluoro 1 is outside opening hours (procedure room needed 09:00–10:20)."

@@ -26,6 +26,7 @@ from psycopg import sql
 from core.management.commands.db_backup import online_backup, pg_connect
 from patients.models import Patient
 from scheduling.models import ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests import factories as f
 from tests.conftest import MONDAY, Clinic, build_clinic, local
@@ -68,11 +69,13 @@ class Booker(threading.Thread):
                 if self.stop.is_set():
                     break
                 booking = booking_create(
+                    request=CaseRequest(
+                        procedure_type=vp,
+                        patient=patient,
+                        pins=self.clinic.resources(recovery_bay=self.clinic.bays[n % 3]),
+                    ),
                     actor=None,
-                    patient=patient,
-                    procedure_type=vp,
                     starts_at=start,
-                    resources=self.clinic.resources(recovery_bay=self.clinic.bays[n % 3]),
                 )
                 with self.changed:
                     self.committed.append(booking.pk)
@@ -280,11 +283,11 @@ def test_postgres_backup_restores_into_a_scratch_database(frozen_now, tmp_path):
     vp = ProcedureType.objects.get(code="VP")
     for patient, start, n in islice(vp_slots(clinic), 4):
         booking_create(
+            request=CaseRequest(
+                procedure_type=vp, patient=patient, pins=clinic.resources(recovery_bay=clinic.bays[n % 3])
+            ),
             actor=None,
-            patient=patient,
-            procedure_type=vp,
             starts_at=start,
-            resources=clinic.resources(recovery_bay=clinic.bays[n % 3]),
         )
     backup = tmp_path / "clinic.dump"
     backup_out, _ = run("db_backup", str(backup))

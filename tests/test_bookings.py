@@ -8,7 +8,7 @@ from core.errors import BookingInvalid, InvalidTransition, SlotUnavailable
 from core.models import AuditEvent
 from rooms.models import Downtime
 from scheduling.models import Allocation, Booking, ProcedureType
-from scheduling.resources import ResourceChoice
+from scheduling.request import CaseRequest, pins_of
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from staff.models import Credential, TimeOff
 from tests import factories as f
@@ -17,16 +17,17 @@ from tests.conftest import MONDAY, Clinic, local, overlapping_active_legs
 NINE = local(MONDAY, 9)
 
 
-def create(clinic: Clinic, start=NINE, patient=None, code="VP", **kwargs):
-    resources = kwargs.pop("resources", None) or clinic.resources()
-    return booking_create(
-        actor=kwargs.pop("actor", None),
-        patient=patient or clinic.patients[0],
+def create(
+    clinic: Clinic, start=NINE, patient=None, code="VP", resources=None, actor=None, levels=1, sedation=None, **kwargs
+):
+    request = CaseRequest(
         procedure_type=ProcedureType.objects.get(code=code),
-        starts_at=start,
-        resources=resources,
-        **kwargs,
+        patient=patient or clinic.patients[0],
+        levels=levels,
+        sedation=sedation,
+        pins=resources if resources is not None else clinic.resources(),
     )
+    return booking_create(actor=actor, request=request, starts_at=start, **kwargs)
 
 
 def assert_nothing_written() -> None:
@@ -79,7 +80,7 @@ def test_a_clash_names_the_resource_and_window_and_writes_nothing(clinic):
     room = next(c for c in conflicts if c["role"] == "room")
     assert room["resource"] == {"kind": "room", "id": clinic.rooms[0].pk, "name": "Fluoro 1"}
     assert room["clashing"]["booking"] == first.pk
-    assert room["message"] == "Fluoro 1 is already booked 09:00–10:20 (needed 09:30–10:50 as procedure room)."
+    assert room["message"] == "Fluoro 1 is booked 09:00–10:20 (procedure room needed 09:30–10:50)."
     assert Booking.objects.count() == 1
     assert AuditEvent.objects.count() == 1
 
@@ -163,10 +164,7 @@ def test_reschedule_into_a_clash_keeps_the_old_legs(clinic):
 def test_reschedule_with_another_room_pins_it(clinic):
     booking = create(clinic)
     moved = booking_reschedule(
-        actor=None,
-        booking=booking,
-        starts_at=NINE,
-        resources=ResourceChoice(room=clinic.rooms[1], c_arm=clinic.c_arms[1]),
+        actor=None, booking=booking, starts_at=NINE, pins=pins_of({"room": clinic.rooms[1], "c_arm": clinic.c_arms[1]})
     )
     assert moved.legs.get(is_active=True, role="room").room == clinic.rooms[1]
     assert moved.legs.get(is_active=True, role="c_arm").equipment == clinic.c_arms[1]
@@ -240,7 +238,7 @@ def test_c_arm_in_qa_is_refused_with_its_name_and_window(clinic):
         create(clinic)
     [problem] = caught.value.problems
     assert problem.code == "resource_downtime"
-    assert problem.message == "C-arm 1 is out of service (QA / physicist inspection) 07:00–14:00."
+    assert problem.message == "C-arm 1 is in QA until 14:00 (C-arm needed 09:00–10:00)."
     assert_nothing_written()
 
 
@@ -329,7 +327,7 @@ def test_an_open_role_is_filled_by_the_engine(clinic):
 
 
 def test_unnamed_roles_are_all_picked_and_pins_are_kept(clinic):
-    booking = create(clinic, resources=ResourceChoice(room=clinic.rooms[1]))
+    booking = create(clinic, resources={"room": clinic.rooms[1].pk})
     legs = {leg.role: leg for leg in booking.legs.all()}
     assert legs["room"].room == clinic.rooms[1]
     assert legs["c_arm"].equipment == clinic.c_arms[1]  # C-arm 1 is fixed in the other room
@@ -341,7 +339,7 @@ def test_unnamed_roles_are_all_picked_and_pins_are_kept(clinic):
 def test_when_nothing_fits_the_reasons_are_given_and_nothing_written(clinic):
     create(clinic)
     with pytest.raises(SlotUnavailable) as caught:
-        create(clinic, start=NINE + dt.timedelta(minutes=10), patient=clinic.patients[1], resources=ResourceChoice())
+        create(clinic, start=NINE + dt.timedelta(minutes=10), patient=clinic.patients[1], resources={})
     messages = [c["message"] for c in caught.value.conflicts]
     assert "Dr. Ana Reyes is booked 09:20–10:00 (physician needed 09:30–10:10)." in messages
     assert Booking.objects.count() == 1
@@ -349,7 +347,8 @@ def test_when_nothing_fits_the_reasons_are_given_and_nothing_written(clinic):
 
 def test_one_person_in_two_roles_is_refused(clinic):
     clinic.techs[0].role = "nurse"
-    assert refused(clinic, resources=clinic.resources(rad_tech=clinic.nurses[0])) == ["resource_reused"]
+    codes = refused(clinic, resources=clinic.resources(rad_tech=clinic.nurses[0]))
+    assert sorted(codes) == ["resource_reused", "wrong_resource_kind"]
 
 
 def test_inactive_room_is_refused(clinic):

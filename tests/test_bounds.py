@@ -14,6 +14,7 @@ from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
 from procedure_day.models import CaseChecklist
 from rooms.models import Downtime
 from scheduling.holdrule import hold_first_allowed_day
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from staff.models import Credential, Shift, TimeOff
 from tests import factories as f
@@ -40,7 +41,9 @@ def clients(users):
 @pytest.fixture
 def booking(clinic):
     return booking_create(
-        actor=None, patient=clinic.patients[0], procedure_type=clinic.vp(), starts_at=NINE, resources=clinic.resources()
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0], pins=clinic.resources()),
+        actor=None,
+        starts_at=NINE,
     )
 
 

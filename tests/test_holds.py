@@ -8,10 +8,11 @@ import time_machine
 from core.errors import InvalidTransition, SlotUnavailable
 from core.models import AuditEvent
 from outbox.models import Notification
-from scheduling.availability.search import Pins, SearchQuery, availability_search
+from scheduling.availability.search import SearchQuery, availability_search
 from scheduling.models import Allocation, Booking
-from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
-from scheduling.services.holds import hold_confirm, holds_release_expired
+from scheduling.request import CaseRequest
+from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule, hold_confirm
+from scheduling.services.holds import holds_release_expired
 from scheduling.tasks import release_expired_holds
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import MONDAY, NOW, Clinic, local, overlapping_active_legs
@@ -23,32 +24,29 @@ LATER = EXPIRES + dt.timedelta(minutes=1)
 
 def hold(clinic: Clinic, start: dt.datetime = NINE, patient: int = 0) -> Booking:
     return booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(),
         status="hold",
     )
 
 
 def book(clinic: Clinic, start: dt.datetime = NINE, patient: int = 1) -> Booking:
     return booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(),
     )
 
 
 def starts_offered(clinic: Clinic) -> list[dt.datetime]:
     slots = availability_search(
         SearchQuery(
-            procedure_type=clinic.vp(),
+            request=CaseRequest(
+                procedure_type=clinic.vp(), pins={"room": clinic.rooms[0].pk, "physician": clinic.physicians[0].pk}
+            ),
             date_from=MONDAY,
             date_to=MONDAY,
-            pins=Pins(room_id=clinic.rooms[0].pk, physician_id=clinic.physicians[0].pk),
             count=200,
         )
     )
@@ -154,7 +152,7 @@ def test_rescheduling_a_hold_keeps_its_expiry(clinic):
         EXPIRES
     }
     with time_machine.travel(LATER, tick=False), pytest.raises(InvalidTransition):
-        # The lazy sweep at the start of the reschedule releases it first.
+        # Its time is up: it is refused as a confirm would be.
         booking_reschedule(actor=None, booking=held, starts_at=local(MONDAY, 14))
 
 

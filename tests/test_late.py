@@ -12,6 +12,7 @@ from outbox.models import Alert, Notification
 from procedure_day.services import late
 from procedure_day.services.late import EndProcedureResult, booking_end_procedure
 from scheduling.models import Allocation, Booking, ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, local, overlapping_active_legs
 
@@ -26,11 +27,9 @@ def vp_at_nine(clinic) -> Booking:
     """Vertebroplasty 09:00 in Fluoro 1: room 09:00-10:20, C-arm, tech and nurse 09:00-10:00,
     physician 09:20-10:00, Bay 1 10:00-12:00, patient 08:00-12:00."""
     return booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[0],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, 9),
-        resources=clinic.resources(),
     )
 
 
@@ -38,18 +37,20 @@ def esi(clinic, hour: int, minute: int, *, bay: int, patient: int, room: int = 1
     """An interlaminar ESI (local, 30 min room + 10 turnover, 30 min recovery) with the second
     physician and tech, so it only competes for the bay (or the room/C-arm named)."""
     return booking_create(
-        actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=ProcedureType.objects.get(code="ESI-IL"),
-        starts_at=local(MONDAY, hour, minute),
-        resources=clinic.resources(
-            room=clinic.rooms[room],
-            c_arm=clinic.c_arms[c_arm],
-            physician=clinic.physicians[1],
-            rad_tech=clinic.techs[1],
-            sedation_staff=None,
-            recovery_bay=clinic.bays[bay],
+        request=CaseRequest(
+            procedure_type=ProcedureType.objects.get(code="ESI-IL"),
+            patient=clinic.patients[patient],
+            pins=clinic.resources(
+                room=clinic.rooms[room],
+                c_arm=clinic.c_arms[c_arm],
+                physician=clinic.physicians[1],
+                rad_tech=clinic.techs[1],
+                sedation_staff=None,
+                recovery_bay=clinic.bays[bay],
+            ),
         ),
+        actor=None,
+        starts_at=local(MONDAY, hour, minute),
     )
 
 

@@ -17,7 +17,7 @@ from outbox.models import Alert
 from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
 from procedure_day.models import CaseChecklist
 from scheduling.models import Allocation, Booking
-from scheduling.resources import ResourceChoice
+from scheduling.request import CaseRequest, pins_of
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from tests import factories as f
 from tests.api_helpers import client_for, persona_users, post
@@ -49,11 +49,11 @@ def signed_in(user: User) -> APIClient:
 
 def book(clinic, *, start=NINE, patient=0, **resources):
     return booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources(**resources)
+        ),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(**resources),
     )
 
 
@@ -65,7 +65,7 @@ def move_to_other_team(clinic, booking: Booking) -> Booking:
         actor=None,
         booking=booking,
         starts_at=local(MONDAY, 13),
-        resources=ResourceChoice(physician=clinic.physicians[1], rad_tech=clinic.techs[1]),
+        pins=pins_of({"physician": clinic.physicians[1], "rad_tech": clinic.techs[1]}),
     )
 
 

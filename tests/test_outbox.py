@@ -16,7 +16,7 @@ from outbox.sending import LocmemSmsBackend
 from patients.models import MedicationHold
 from rooms.models import Downtime
 from scheduling.models import Booking, ProcedureType
-from scheduling.resources import ResourceChoice
+from scheduling.request import CaseRequest, pins_of
 from scheduling.services import bookings as booking_services
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from scheduling.services.reminders import credential_warnings_enqueue, daily_lists_enqueue, follow_up_lists_enqueue
@@ -49,11 +49,11 @@ def notify(clinic):
 
 def book(clinic: Clinic, start: dt.datetime = NINE, patient: int = 0, **resources) -> Booking:
     return booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources(**resources)
+        ),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(**resources),
     )
 
 
@@ -231,7 +231,9 @@ def test_email_is_sent_once_with_its_id_in_a_header(notify):
 
 def test_the_prep_reminder_covers_driver_medicines_and_fasting(notify, sms_outbox):
     patient = notify.patients[0]
-    MedicationHold.objects.create(patient=patient, medication="clopidogrel", hold_days=7, last_dose_on=None)
+    MedicationHold.objects.create(
+        patient=patient, medication="clopidogrel", hold_days=7, last_dose_on=dt.date(2027, 1, 3)
+    )
     booking = book(notify, start=NINE)
     message = build_message(rows(booking)["prep_reminder"], now=NOW)
 
@@ -426,17 +428,21 @@ def test_downtime_on_a_c_arm_flags_every_case_it_hits(notify):
     hit = [book(notify, start=local(MONDAY, 8)), book(notify, start=local(MONDAY, 10), patient=1)]
     # The same hours on the other C-arm.
     spared = booking_create(
-        actor=None,
-        patient=notify.patients[2],
-        procedure_type=ProcedureType.objects.get(code="ESI-IL"),
-        starts_at=local(MONDAY, 8),
-        resources=ResourceChoice(
-            room=notify.rooms[1],
-            c_arm=notify.c_arms[1],
-            physician=notify.physicians[1],
-            rad_tech=notify.techs[1],
-            recovery_bay=notify.bays[2],
+        request=CaseRequest(
+            procedure_type=ProcedureType.objects.get(code="ESI-IL"),
+            patient=notify.patients[2],
+            pins=pins_of(
+                {
+                    "room": notify.rooms[1],
+                    "c_arm": notify.c_arms[1],
+                    "physician": notify.physicians[1],
+                    "rad_tech": notify.techs[1],
+                    "recovery_bay": notify.bays[2],
+                }
+            ),
         ),
+        actor=None,
+        starts_at=local(MONDAY, 8),
     )
     later = book(notify, start=local(MONDAY, 14), patient=3)
     scheduler = persona_users(notify)["scheduler"]

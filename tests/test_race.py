@@ -9,6 +9,7 @@ from django.db import connection
 
 from core.errors import SlotUnavailable
 from scheduling.models import Allocation, Booking, ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, build_clinic, local, overlapping_active_legs
 
@@ -28,11 +29,7 @@ def race(targets: list[tuple[object, dt.datetime, object]]) -> tuple[list[int], 
         try:
             barrier.wait(timeout=30)
             booking = booking_create(
-                actor=None,
-                patient=patient,
-                procedure_type=vp,
-                starts_at=start,
-                resources=resources,
+                request=CaseRequest(procedure_type=vp, patient=patient, pins=resources), actor=None, starts_at=start
             )
             with lock:
                 won.append(booking.pk)

@@ -18,6 +18,7 @@ from procedure_day.readiness import (
 from rooms.models import Site
 from scheduling.catalogue import DEFAULTS
 from scheduling.models import Booking, ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, local
 
@@ -360,11 +361,13 @@ def test_allergies_must_be_reviewed():
 
 def vp_booking(clinic, hour: int, patient: int, bay: int) -> Booking:
     return booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(),
+            patient=clinic.patients[patient],
+            pins=clinic.resources(recovery_bay=clinic.bays[bay]),
+        ),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=local(MONDAY, hour),
-        resources=clinic.resources(recovery_bay=clinic.bays[bay]),
     )
 
 

@@ -17,6 +17,7 @@ from schemathesis.checks import (
 
 from api.authentication import issue_token
 from config.wsgi import application
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.api_helpers import persona_users
 from tests.conftest import MONDAY, local
@@ -44,11 +45,13 @@ def admin_headers(clinic):
     users = persona_users(clinic)
     for hour in (8, 13):
         booking_create(
+            request=CaseRequest(
+                procedure_type=clinic.vp(),
+                patient=clinic.patients[hour],
+                pins=clinic.resources(recovery_bay=clinic.bays[hour % 3]),
+            ),
             actor=None,
-            patient=clinic.patients[hour],
-            procedure_type=clinic.vp(),
             starts_at=local(MONDAY, hour),
-            resources=clinic.resources(recovery_bay=clinic.bays[hour % 3]),
         )
     raw, _ = issue_token(users["admin"])
     return {"Authorization": f"Bearer {raw}"}

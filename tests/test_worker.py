@@ -27,6 +27,7 @@ from outbox import tasks
 from outbox.models import Notification
 from outbox.relay import outbox_recover
 from scheduling.models import Booking
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.conftest import NOW, Clinic, build_clinic, local
 
@@ -190,11 +191,9 @@ def clinic_with_desk() -> Clinic:
 
 def book_soon(clinic: Clinic, patient: int = 0) -> Booking:
     return booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=SOON,
-        resources=clinic.resources(),
     )
 
 

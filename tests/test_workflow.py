@@ -26,6 +26,7 @@ from procedure_day.services.transitions import (
     recovery_timers_run,
 )
 from scheduling.models import Allocation, Booking, ProcedureType
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_cancel, booking_create
 from tests import factories as f
 from tests.conftest import MONDAY, local
@@ -41,11 +42,11 @@ def at(hour: int, minute: int = 0, day: dt.date = MONDAY):
 
 def book_vp(clinic, start=NINE, patient=0, **resources) -> Booking:
     return booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources(**resources)
+        ),
         actor=None,
-        patient=clinic.patients[patient],
-        procedure_type=clinic.vp(),
         starts_at=start,
-        resources=clinic.resources(**resources),
     )
 
 
@@ -302,7 +303,7 @@ def checked_in_with_positive_pregnancy(clinic, nurse) -> Booking:
 def test_an_override_without_a_reason_is_refused(clinic, nurse, physician, reason):
     booking = checked_in_with_positive_pregnancy(clinic, nurse)
     with at(8, 50), pytest.raises(ReadinessNotMet) as refused:
-        booking_mark_ready(actor=physician, booking=booking, override_reason=reason, may_override=True)
+        booking_mark_ready(actor=physician, booking=booking, override_reason=reason)
     assert refused.value.items == [
         {
             "code": "pregnancy",
@@ -320,7 +321,7 @@ def test_an_override_without_a_reason_is_refused(clinic, nurse, physician, reaso
 def test_an_override_by_a_role_that_may_not_is_refused(clinic, nurse):
     booking = checked_in_with_positive_pregnancy(clinic, nurse)
     with at(8, 50), pytest.raises(OverrideNotPermitted) as refused:
-        booking_mark_ready(actor=nurse, booking=booking, override_reason="Physician says go", may_override=False)
+        booking_mark_ready(actor=nurse, booking=booking, override_reason="Physician says go")
     assert refused.value.details == {"failing": ["pregnancy"]}
     booking.refresh_from_db()
     assert booking.status == "checked_in"
@@ -336,7 +337,6 @@ def test_a_physician_override_is_recorded_audited_and_holds_at_the_room(clinic, 
             actor=physician,
             booking=booking,
             override_reason="  Screen was a false positive; repeat negative.  ",
-            may_override=True,
         )
     assert (ready.status, ready.ready_at) == ("ready", local(MONDAY, 8, 50))
     checklist = CaseChecklist.objects.get(booking=booking)
@@ -363,7 +363,7 @@ def test_a_reason_sent_while_the_checklist_passes_overrides_nothing(clinic, nurs
     with at(8, 10):
         booking_check_in(actor=nurse, booking=booking)
     with at(8, 50):
-        booking_mark_ready(actor=physician, booking=booking, override_reason="just in case", may_override=True)
+        booking_mark_ready(actor=physician, booking=booking, override_reason="just in case")
     checklist = CaseChecklist.objects.get(booking=booking)
     assert (checklist.override_reason, checklist.override_at) == ("", None)
     assert not AuditEvent.objects.filter(action="booking.readiness_override").exists()
@@ -471,11 +471,13 @@ def test_discharge_frees_what_is_left_of_the_legs(clinic, nurse):
 def test_a_local_case_without_escort_rule_leaves_without_one(clinic, nurse):
     f.CredentialFactory(staff=clinic.physicians[0], procedure_code="MBB")
     booking = booking_create(
+        request=CaseRequest(
+            procedure_type=ProcedureType.objects.get(code="MBB"),
+            patient=clinic.patients[1],
+            pins=clinic.resources(sedation_staff=None),
+        ),
         actor=None,
-        patient=clinic.patients[1],
-        procedure_type=ProcedureType.objects.get(code="MBB"),
         starts_at=NINE,
-        resources=clinic.resources(sedation_staff=None),
     )
     set_status(booking, "ready_for_discharge")
     with at(10, 30):

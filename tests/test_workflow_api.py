@@ -11,6 +11,7 @@ from outbox.models import Alert
 from patients.models import ImagingStudy, LabResult
 from procedure_day.models import CaseChecklist
 from scheduling.models import Booking
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests import factories as f
 from tests.api_helpers import persona_users, post
@@ -45,11 +46,9 @@ def clients(users):
 @pytest.fixture
 def booking(clinic):
     return booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0], pins=clinic.resources()),
         actor=None,
-        patient=clinic.patients[0],
-        procedure_type=clinic.vp(),
         starts_at=NINE,
-        resources=clinic.resources(),
     )
 
 
@@ -187,11 +186,13 @@ def test_who_may_move_a_case(clinic, clients, booking, step, persona, expected):
 def test_a_physician_acts_only_on_their_own_cases(clinic, clients):
     f.CredentialFactory(staff=clinic.physicians[1], procedure_code="VP")
     theirs = booking_create(
+        request=CaseRequest(
+            procedure_type=clinic.vp(),
+            patient=clinic.patients[1],
+            pins=clinic.resources(physician=clinic.physicians[1], rad_tech=clinic.techs[1]),
+        ),
         actor=None,
-        patient=clinic.patients[1],
-        procedure_type=clinic.vp(),
         starts_at=NINE,
-        resources=clinic.resources(physician=clinic.physicians[1], rad_tech=clinic.techs[1]),
     )
     set_status(theirs, "ready")
     with at(9):

@@ -10,7 +10,7 @@ from django.db import models
 
 from core.errors import InvalidTransition
 from procedure_day.models import CaseChecklist
-from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus, LegRole
+from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus
 
 S = BookingStatus
 CHECK_IN_FROM = frozenset({S.SCHEDULED})
@@ -23,19 +23,6 @@ DISCHARGE_FROM = frozenset({S.READY_FOR_DISCHARGE})
 NO_SHOW_FROM = frozenset({S.SCHEDULED, S.CHECKED_IN})
 # Staff record the checklist while the case is open; a closed case's record is history.
 CHECKLIST_OPEN = ACTIVE_STATUSES
-
-# Legs that end when the procedure ends; the room adds its turnover after them.
-ROOM_PHASE_ROLES = frozenset(
-    {
-        LegRole.C_ARM,
-        LegRole.RF_GENERATOR,
-        LegRole.PHYSICIAN,
-        LegRole.RAD_TECH,
-        LegRole.SEDATION_NURSE,
-        LegRole.ANESTHESIA,
-        LegRole.DEVICE_REP,
-    }
-)
 
 
 def max_length_of(model: type[models.Model], name: str) -> int:

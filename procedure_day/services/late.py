@@ -12,25 +12,24 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.dates import require_aware
 from core.errors import BookingInvalid, InvalidTransition, Problem
 from outbox.models import Alert, AlertKind
 from outbox.services import alert_raise, enqueue_notification
 from procedure_day.kinds import ProcedureDayMessage
 from procedure_day.services.common import (
     END_PROCEDURE_FROM,
-    ROOM_PHASE_ROLES,
     local_iso,
     locked_booking,
     require_status,
 )
 from rooms.models import RecoveryBay
-from scheduling.availability.search import ROLE_NOUN
 from scheduling.guard import is_overlap_violation, lock_keys
+from scheduling.legroles import LEG_ROLES
 from scheduling.legs import room_minutes
 from scheduling.models import Allocation, Booking, LegRole
-from scheduling.resources import local_hhmm, local_span, resource_name
 from scheduling.services.holds import holds_release_expired
-from scheduling.validation import require_aware
+from scheduling.words import local_hhmm, local_span, resource_name
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ class _LateEnd:
                 f"({self._holder(blocker)}); that case cannot start on time."
             )
         name = resource_name(getattr(leg, leg.resource_column))
-        noun = ROLE_NOUN[LegRole(leg.role)]
+        noun = LEG_ROLES[leg.role].noun
         return (
             f"{self._late_phrase()} {name} is needed as {noun} until {local_hhmm(end, self.zone)}, but "
             f"{self._holder(blocker)}. It stays booked until {kept_until}; the next case there may start late."
@@ -280,7 +279,7 @@ def booking_end_procedure(*, actor: Any, booking: Booking, ended_at: datetime | 
     for leg in legs:
         by_role.setdefault(leg.role, []).append(leg)
     for leg in legs:
-        if leg.role in ROOM_PHASE_ROLES:
+        if LEG_ROLES[leg.role].ends_with_procedure:
             late.follow(leg, leg.starts_at, end)
         elif leg.role == LegRole.ROOM:
             late.follow(leg, leg.starts_at, end + late.turnover)

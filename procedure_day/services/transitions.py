@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.dates import require_aware
 from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, Problem, ReadinessNotMet
 from outbox.services import enqueue_notification, skip_pending
 from procedure_day.kinds import ProcedureDayMessage
@@ -37,9 +38,9 @@ from procedure_day.services.common import (
     require_status,
     user_or_none,
 )
+from scheduling import policy
 from scheduling.models import Allocation, Booking
-from scheduling.resources import local_hhmm
-from scheduling.validation import require_aware
+from scheduling.words import local_hhmm
 
 
 @transaction.atomic
@@ -62,13 +63,11 @@ def booking_check_in(*, actor: Any, booking: Booking) -> Booking:
 
 
 @transaction.atomic
-def booking_mark_ready(
-    *, actor: Any, booking: Booking, override_reason: str | None = None, may_override: bool = False
-) -> Booking:
+def booking_mark_ready(*, actor: Any, booking: Booking, override_reason: str | None = None) -> Booking:
     """checked_in → ready when the readiness checklist passes.
 
-    If it does not, an override needs ``may_override`` (the caller decides who may: a
-    physician or an administrator) and a non-empty reason; it is recorded on the checklist
+    If it does not, an override needs a role the policy lets override (a physician or an
+    administrator) and a non-empty reason; it is recorded on the checklist
     and audited with the codes of the items it overrode. A reason sent while the checklist
     passes overrides nothing and is not stored.
     Raises ReadinessNotMet (no reason), OverrideNotPermitted, BookingInvalid (reason too long).
@@ -83,7 +82,7 @@ def booking_mark_ready(
     if failing:
         if not reason:
             raise ReadinessNotMet([item.as_dict() for item in items if not item.passes])
-        if not may_override:
+        if not policy.may_override(actor):
             raise OverrideNotPermitted(
                 "Only a physician or an administrator may override the readiness checklist.",
                 details={"failing": failing},

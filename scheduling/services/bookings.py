@@ -1,305 +1,277 @@
-"""Writes on bookings. Each service is one transaction: all legs or none, plus its audit record."""
+"""Writes on bookings. Each service is one transaction: all legs or none, plus its audit record.
+
+Every decision about whether the case may happen is the rulebook's (``scheduling.rules``): the
+services read what it needs once, lock, ask it, and write what it decided. A refusal's words
+and the engine's explanation are worked out after the transaction, so the locks are held only
+for the reads and the inserts.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from core import metrics
 from core.audit import audit_record
+from core.dates import require_aware
 from core.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
-from patients.models import Patient
-from rooms.models import Equipment, ProcedureRoom, RecoveryBay
-from scheduling.availability.search import Pins, assign_resources, explain_start
-from scheduling.guard import ensure_free, find_clashes, lock_resources, overlap_as_conflict
-from scheduling.legs import LegSpec, plan_legs, resolve_sedation
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, BookingStatus, CancelReason, LegRole, ProcedureType
-from scheduling.resources import ROLE_FIELD, BoundLeg, ResourceChoice
+from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
+from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
+from scheduling.legroles import LEG_ROLES, LegRole
+from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
+from scheduling.request import CaseRequest
+from scheduling.rules import rulebook_for
+from scheduling.rules.inputs import ResourceRow, SiteRow
+from scheduling.rules.rulebook import CLASH_CODES, Decision, Refusal, Rulebook, to_min, window_bounds
 from scheduling.services.holds import hold_expiry, holds_release_expired
 from scheduling.services.reminders import reminders_schedule, reminders_withdraw
-from scheduling.validation import CaseContext, require_aware, validate_case
 from staff.models import StaffMember
 
 RESCHEDULABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED})
 CANCELLABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN, BookingStatus.READY})
 
 
-def bind_legs(
-    plan: list[LegSpec], *, patient: Patient, resources: ResourceChoice, starts_at: datetime
-) -> list[BoundLeg]:
-    """Attach a resource to every planned leg; every role must be named."""
-    bound: list[BoundLeg] = []
-    missing: list[Problem] = []
-    for spec in plan:
-        resource = patient if spec.role == LegRole.PATIENT else resources.for_role(spec.role)
-        if resource is None:
-            missing.append(
-                Problem(
-                    "resource_missing",
-                    f"Name a {spec.role.label.lower()} for this case.",
-                    field=ROLE_FIELD[spec.role],
-                    role=str(spec.role),
-                )
-            )
-            continue
-        start, end = spec.window(starts_at)
-        bound.append(BoundLeg(spec=spec, resource=resource, starts_at=start, ends_at=end))
-    if missing:
-        raise BookingInvalid(missing)
-    staff_seen: dict[int, LegRole] = {}
-    for leg in bound:
-        if leg.column == "staff":
-            if leg.resource_id in staff_seen:
-                raise BookingInvalid(
-                    [
-                        Problem(
-                            "resource_reused",
-                            f"{leg.resource} cannot be both {staff_seen[leg.resource_id].label.lower()} "
-                            f"and {leg.role.label.lower()}.",
-                            role=str(leg.role),
-                        )
-                    ]
-                )
-            staff_seen[leg.resource_id] = leg.role
-    return bound
-
-
-def _complete_resources(
-    *,
-    procedure_type: ProcedureType,
-    patient: Patient,
-    starts_at: datetime,
-    levels: int,
-    sedation: str | None,
-    resources: ResourceChoice,
-    site_id: int | None,
-) -> ResourceChoice:
-    """Fill every role left open with the engine's choice; raise SlotUnavailable if none fits."""
-    sedation = resolve_sedation(procedure_type, sedation)
-    plan = plan_legs(procedure_type, levels=levels, sedation=sedation)
-    open_roles = [s.role for s in plan if s.role != LegRole.PATIENT and resources.for_role(s.role) is None]
-    if not open_roles:
-        return resources
-    pinned = {str(s.role): obj.pk for s in plan if s.role != LegRole.PATIENT and (obj := resources.for_role(s.role))}
-    if site_id is None and resources.room is not None:
-        site_id = resources.room.site_id
-    pins = Pins(site_id=site_id, by_role=pinned)
-    picked = assign_resources(
-        procedure_type=procedure_type, starts_at=starts_at, levels=levels, sedation=sedation, pins=pins, patient=patient
-    )
-    if picked is None:
-        problems = explain_start(
-            procedure_type=procedure_type,
-            starts_at=starts_at,
-            levels=levels,
-            sedation=sedation,
-            pins=pins,
-            patient=patient,
-        )
-        conflicts = [conflict_from_problem(p) for p in problems]
-        raise SlotUnavailable(conflicts or [{"role": None, "code": "no_combination", "message": "Nothing fits then."}])
-    _, chosen = picked
-    wanted: dict[str, list[int]] = {}
-    for column, rid in chosen.values():
-        wanted.setdefault(column, []).append(rid)
-    loaded: dict[tuple[str, int], Any] = {}
-    models_by_column: dict[str, Any] = {
-        "room": ProcedureRoom.objects.select_related("site"),
-        "equipment": Equipment.objects.all(),
-        "bay": RecoveryBay.objects.all(),
-        "staff": StaffMember.objects.all(),
-    }
-    for column, ids in wanted.items():
-        for obj in models_by_column[column].filter(pk__in=ids):
-            loaded[(column, obj.pk)] = obj
-    result = dataclasses.replace(resources)
-    for role in open_roles:
-        setattr(result, ROLE_FIELD[role], loaded[chosen[str(role)]])
-    return result
-
-
-def conflict_from_problem(problem: Problem) -> dict[str, Any]:
-    """A reason from the engine in the same shape as a clash found by the guard."""
+def conflict_of(problem: Problem) -> dict[str, Any]:
+    """A problem in the shape of a clash: what a 409 lists under ``conflicts``."""
     conflict: dict[str, Any] = {"role": problem.role, "code": problem.code, "message": problem.message}
+    if problem.resource is not None:
+        conflict["resource"] = problem.resource
     clashes = problem.extra.get("clashes") or []
-    if clashes:
+    if "clashing" in problem.extra:
+        conflict["clashing"] = problem.extra["clashing"]
+    elif clashes:
         conflict.update(resource=clashes[0]["resource"], clashing=clashes[0]["clashing"])
     if "requested" in problem.extra:
         conflict["requested"] = problem.extra["requested"]
     return conflict
 
 
-def _write_legs(booking: Booking, legs: list[BoundLeg]) -> list[Allocation]:
-    return Allocation.objects.bulk_create(
-        Allocation(
-            booking=booking,
-            role=leg.role,
-            starts_at=leg.starts_at,
-            ends_at=leg.ends_at,
-            is_active=True,
-            # A hold's legs stop blocking when it expires (rescheduling a hold keeps its expiry).
-            expires_at=booking.hold_expires_at if booking.status == BookingStatus.HOLD else None,
-            **{ROLE_COLUMN[leg.role]: leg.resource},
-        )
-        for leg in legs
+def refusal_error(rulebook: Rulebook, refusal: Refusal, starts_at: datetime) -> Exception:
+    """The error for a refusal: 422 (BookingInvalid) when a rule is broken, with every problem,
+    409 (SlotUnavailable) when other cases hold what the case needs. Pure: run it after the
+    transaction, its locks released."""
+    if refusal.problems:
+        return BookingInvalid(refusal.problems + refusal.clashes)
+    if refusal.clashes:
+        return SlotUnavailable([conflict_of(p) for p in refusal.clashes])
+    problems = rulebook.explain(starts_at)
+    if any(p.code not in (*CLASH_CODES, "leg_unavailable", "no_combination") for p in problems):
+        return BookingInvalid(problems)
+    conflicts = [conflict_of(p) for p in problems]
+    return SlotUnavailable(conflicts or [{"role": None, "code": "no_combination", "message": "Nothing fits then."}])
+
+
+@dataclass
+class Written:
+    """The legs a decision writes, with the rows they came from (for the answer)."""
+
+    decision: Decision
+    legs: list[tuple[str, ResourceRow, datetime, datetime]]
+
+    @property
+    def site(self) -> SiteRow:
+        return self.decision.site
+
+    def span(self) -> tuple[datetime, datetime, datetime]:
+        """(room start, end of the last leg, patient arrival)."""
+        room = next(start for role, _, start, _ in self.legs if role == LegRole.ROOM)
+        arrival = next(start for role, _, start, _ in self.legs if role == LegRole.PATIENT)
+        return room, max(end for _, _, _, end in self.legs), arrival
+
+    def planned(self) -> list[PlannedLeg]:
+        return [PlannedLeg(role, row.column, row.id, row.name, start, end) for role, row, start, end in self.legs]
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [{"role": role, "kind": row.column, "id": row.id} for role, row, _, _ in self.legs]
+
+
+def _written(rulebook: Rulebook, decision: Decision, starts_at: datetime) -> Written:
+    legs = []
+    for spec in rulebook.legs:
+        row = decision.chosen[str(spec.role)]
+        start, end = spec.window(starts_at)
+        legs.append((str(spec.role), row, start, end))
+    return Written(decision, legs)
+
+
+def _instance(row: ResourceRow) -> Any:
+    """The resource as the rules read it, for the answer (names and ids; not for saving)."""
+    site_id = row.site_id or 0  # rooms, equipment and bays always belong to a site
+    if row.column == "room":
+        return ProcedureRoom(id=row.id, site_id=site_id, name=row.name, capabilities=list(row.capabilities))
+    if row.column == "equipment":
+        return Equipment(id=row.id, site_id=site_id, kind=row.role, name=row.name, room_id=row.room_id)
+    if row.column == "bay":
+        return RecoveryBay(id=row.id, site_id=site_id, name=row.name)
+    return StaffMember(
+        id=row.id,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        role=row.role,
+        sedation_capable=row.sedation_capable,
     )
 
 
-def _prepare(
-    *,
-    procedure_type: ProcedureType,
-    patient: Patient,
-    starts_at: datetime,
-    levels: int,
-    sedation: str | None,
-    resources: ResourceChoice,
-) -> tuple[CaseContext, str]:
-    require_aware(starts_at, "start")
-    sedation = resolve_sedation(procedure_type, sedation)
-    if not procedure_type.is_active:
-        raise BookingInvalid(
-            [Problem("procedure_inactive", f"{procedure_type.name} is not offered.", field="procedure_type")]
+def _write_legs(booking: Booking, written: Written, *, remember: bool) -> list[Allocation]:
+    """Insert the legs (one statement). With ``remember`` they are kept on the booking as a
+    prefetch would keep them, with their resources, so the answer is built from what was
+    written rather than read back."""
+    expires = booking.hold_expires_at if booking.status == BookingStatus.HOLD else None
+    rows = []
+    for role, row, start, end in written.legs:
+        column = LEG_ROLES[role].column
+        leg = Allocation(
+            booking=booking,
+            role=role,
+            starts_at=start,
+            ends_at=end,
+            is_active=True,
+            # A hold's legs stop blocking when it expires (rescheduling a hold keeps its expiry).
+            expires_at=expires,
+            **{f"{column}_id": row.id},
         )
-    plan = plan_legs(procedure_type, levels=levels, sedation=sedation)
-    legs = bind_legs(plan, patient=patient, resources=resources, starts_at=starts_at)
-    room = resources.room
-    assert room is not None  # bind_legs requires it: every procedure has a room leg
-    ctx = CaseContext(procedure_type=procedure_type, site=room.site, room=room, legs=legs)
-    return ctx, sedation
+        rows.append(leg)
+    created = Allocation.objects.bulk_create(rows)
+    if remember:
+        for leg, (_, row, _, _) in zip(created, written.legs, strict=True):
+            if row.column == "patient":
+                leg.patient = booking.patient
+            else:
+                setattr(leg, LEG_ROLES[leg.role].column, _instance(row))
+        cached = booking.legs.all()
+        cached._result_cache = sorted(created, key=lambda leg: (leg.starts_at, leg.pk or 0))
+        cached._prefetch_done = True  # type: ignore[attr-defined]
+        booking._prefetched_objects_cache = {"legs": cached}  # type: ignore[attr-defined]
+    return created
 
 
-def _check_and_write(ctx: CaseContext, booking: Booking, *, allow_past: bool, exclude_booking_id: int | None) -> None:
-    lock_resources(ctx.legs)
-    problems = validate_case(ctx, allow_past=allow_past)
-    if problems:
-        raise BookingInvalid(problems)
-    ensure_free(ctx.legs, ctx.site.zone, exclude_booking_id=exclude_booking_id)
-    with overlap_as_conflict(ctx.legs, ctx.site.zone):
-        if booking.pk is None:
-            booking.save()
-            _remember_legs(booking, _write_legs(booking, ctx.legs))
-        else:
-            booking.save(update_fields=["starts_at", "ends_at", "arrival_at", "site", "updated_at"])
-            _write_legs(booking, ctx.legs)
+def _sweep_if_needed(rulebook: Rulebook, written: Written, now: datetime) -> None:
+    """Release expired holds whose legs stand where this case's legs go. Their time is up, so
+    the rules treat them as free, but the database guard refuses an overlap until they are
+    released; most bookings meet none and pay nothing for this."""
+    for stale in rulebook.window.stale:
+        for _, row, start, end in written.legs:
+            if stale.key == row.key and stale.start < end and start < stale.end:
+                holds_release_expired(now=now)
+                return
 
 
-def _remember_legs(booking: Booking, legs: list[Allocation]) -> None:
-    """Keep a new booking's legs on it, as a prefetch would: the caller renders its answer from
-    what was written instead of reading it back (two queries on the booking path)."""
-    cached = booking.legs.all()
-    cached._result_cache = sorted(legs, key=lambda leg: (leg.starts_at, leg.pk or 0))
-    cached._prefetch_done = True  # type: ignore[attr-defined]
-    booking._prefetched_objects_cache = {"legs": cached}  # type: ignore[attr-defined]
-
-
-def _span(legs: list[BoundLeg]) -> tuple[datetime, datetime, datetime]:
-    """(room start, end of the last leg, patient arrival)."""
-    room = next(leg for leg in legs if leg.role == LegRole.ROOM)
-    patient = next(leg for leg in legs if leg.role == LegRole.PATIENT)
-    return room.starts_at, max(leg.ends_at for leg in legs), patient.starts_at
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _count(action: str) -> None:
     transaction.on_commit(lambda: metrics.bookings.labels(action).inc())
 
 
+def _site_instance(row: SiteRow) -> Site:
+    return row.instance()
+
+
 def booking_create(
     *,
     actor: Any,
-    patient: Patient,
-    procedure_type: ProcedureType,
+    request: CaseRequest,
     starts_at: datetime,
-    resources: ResourceChoice,
-    levels: int = 1,
-    sedation: str | None = None,
     status: str = BookingStatus.SCHEDULED,
     allow_past: bool = False,
-    site_id: int | None = None,
 ) -> Booking:
-    """Book a case. Resources named in ``resources`` are pinned; the availability engine picks
-    the rest (at ``site_id`` if given), inside this transaction and under its locks.
+    """Book a case. Resources the request pins are checked by every rule; the availability
+    engine picks the rest, inside this transaction and under its locks.
 
-    Preconditions: ``starts_at`` is aware. Locks every resource (advisory locks on PostgreSQL, the IMMEDIATE write
-    lock on SQLite) before checking for clashes, so the check and the insert are atomic.
-    Raises BookingInvalid (rules) or SlotUnavailable (a clash); nothing is written then.
-    Returns the booking with its legs, their resources, site, patient and procedure loaded.
+    Reads the inventory before the transaction; in it, advisory-locks every resource the case
+    could use (on SQLite the IMMEDIATE transaction holds the write lock), reads the window, and
+    writes the booking, its legs, its audit record and its reminders: one insert each.
+    Raises BookingInvalid (a rule, with every problem), SlotUnavailable (other cases hold what
+    it needs) or UnknownReference (a pinned id that does not exist); nothing is written then.
+    Returns the booking with its legs and their resources, its site, patient and procedure.
     """
     if status not in (BookingStatus.HOLD, BookingStatus.SCHEDULED):
         raise BookingInvalid([Problem("invalid_status", "A new booking is a hold or scheduled.", field="status")])
     require_aware(starts_at, "start")
-    with transaction.atomic():
-        # Expired holds give their legs back before this booking looks for clashes.
-        now = timezone.now()
-        holds_release_expired(now=now)
-        resources = _complete_resources(
-            procedure_type=procedure_type,
-            patient=patient,
-            starts_at=starts_at,
-            levels=levels,
-            sedation=sedation,
-            resources=resources,
-            site_id=site_id,
+    procedure = request.procedure_type
+    if not procedure.is_active:
+        raise BookingInvalid(
+            [Problem("procedure_inactive", f"{procedure.name} is not offered.", field="procedure_type")]
         )
-        ctx, sedation = _prepare(
-            procedure_type=procedure_type,
-            patient=patient,
-            starts_at=starts_at,
-            levels=levels,
-            sedation=sedation,
-            resources=resources,
-        )
-        start, end, arrival = _span(ctx.legs)
-        booking = Booking(
-            patient=patient,
-            procedure_type=procedure_type,
-            site=ctx.site,
-            levels=levels,
-            sedation=sedation,
-            status=status,
-            starts_at=start,
-            ends_at=end,
-            arrival_at=arrival,
-            hold_expires_at=hold_expiry(now) if status == BookingStatus.HOLD else None,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        )
-        _check_and_write(ctx, booking, allow_past=allow_past, exclude_booking_id=None)
-        audit_record(
-            actor=actor,
-            action="booking.create",
-            obj=booking,
-            details={
-                "start": start.isoformat(),
-                "procedure_type": procedure_type.code,
-                "levels": levels,
-                "sedation": sedation,
-                "legs": _leg_summary(ctx.legs),
-            },
-        )
-        # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
-        reminders_schedule(booking=booking, now=now, new=True)
+    if request.patient is None:
+        raise BookingInvalid([Problem("patient_missing", "Name the patient.", field="patient")])
+    now = timezone.now()
+    lo, hi = window_bounds(request.legs, to_min(starts_at))
+    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, allow_past=allow_past)
+    written: Written | None = None
+    try:
+        with transaction.atomic():
+            rulebook.read_window(lock=True)
+            decision = rulebook.decide(starts_at)
+            if isinstance(decision, Decision):
+                written = _written(rulebook, decision, starts_at)
+                _sweep_if_needed(rulebook, written, now)
+                booking = _insert(actor, request, written, status=status, now=now)
+    except DatabaseError as exc:
+        # Another writer skipped the locks and won; its legs are committed now.
+        if written is None or not is_lost_race(exc):
+            raise
+        raise clashes_after_refusal(written.planned(), written.site.zone) from exc
+    if written is None:
+        assert isinstance(decision, Refusal)
+        raise refusal_error(rulebook, decision, starts_at)
     _count("create")
     return booking
 
 
-def _leg_summary(legs: list[BoundLeg]) -> list[dict[str, Any]]:
-    return [{"role": str(leg.role), "kind": leg.column, "id": leg.resource_id} for leg in legs]
-
-
-def _current_resources(booking: Booking) -> ResourceChoice:
-    choice = ResourceChoice()
-    for leg in booking.legs.filter(is_active=True).select_related("room__site", "equipment", "staff", "bay"):
-        if leg.role == LegRole.PATIENT:
-            continue
-        setattr(choice, ROLE_FIELD[LegRole(leg.role)], getattr(leg, leg.resource_column))
-    return choice
+def _insert(actor: Any, request: CaseRequest, written: Written, *, status: str, now: datetime) -> Booking:
+    start, end, arrival = written.span()
+    booking = Booking(
+        patient=request.patient,
+        procedure_type=request.procedure_type,
+        site=_site_instance(written.site),
+        levels=request.levels,
+        sedation=request.sedation_level,
+        status=status,
+        starts_at=start,
+        ends_at=end,
+        arrival_at=arrival,
+        hold_expires_at=hold_expiry(now) if status == BookingStatus.HOLD else None,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    booking.save()
+    _write_legs(booking, written, remember=True)
+    audit_record(
+        actor=actor,
+        action="booking.create",
+        obj=booking,
+        details={
+            "start": start.isoformat(),
+            "procedure_type": request.procedure_type.code,
+            "levels": request.levels,
+            "sedation": request.sedation_level,
+            "legs": written.summary(),
+        },
+    )
+    # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
+    reminders_schedule(booking=booking, now=now, new=True)
+    return booking
 
 
 def _locked(booking: Booking) -> Booking:
-    return Booking.objects.select_for_update().select_related("procedure_type", "patient", "site").get(pk=booking.pk)
+    return (
+        Booking.objects.select_for_update(of=("self",))
+        .select_related("procedure_type", "patient", "site")
+        .get(pk=booking.pk)
+    )
+
+
+def _current_keys(booking: Booking) -> dict[str, tuple[str, int]]:
+    return {
+        leg.role: (leg.resource_column, leg.resource_id)
+        for leg in booking.legs.filter(is_active=True)
+        if leg.role != LegRole.PATIENT
+    }
 
 
 def booking_reschedule(
@@ -307,94 +279,144 @@ def booking_reschedule(
     actor: Any,
     booking: Booking,
     starts_at: datetime,
-    resources: ResourceChoice | None = None,
+    pins: dict[str, int] | None = None,
     allow_past: bool = False,
 ) -> Booking:
-    """Move a hold or scheduled case to ``starts_at``. A resource named in ``resources`` is
-    pinned; every other resource the case holds is kept where it is still free at the new time,
-    and the availability engine picks the rest, as for a new booking. If the kept set cannot
-    take the case (hours, shifts, downtime), only the named resources are kept and the engine
-    picks everything else. All or nothing: on any error the case keeps its old legs."""
+    """Move a hold or scheduled case to ``starts_at``, exactly as a new booking would be placed:
+    a resource the caller pins is checked by every rule, and the engine picks the rest,
+    preferring each resource the case already holds where it is still free. The case's own legs
+    do not block the move. All or nothing: on any error the case keeps its old legs.
+
+    Locking: the booking row, then the advisory locks of every resource the case could use.
+    """
     require_aware(starts_at, "start")
-    with transaction.atomic():
-        holds_release_expired(now=timezone.now())
-        current = _locked(booking)
-        if current.status not in RESCHEDULABLE:
-            raise InvalidTransition(
-                f"A {current.get_status_display().lower()} case cannot be rescheduled.",
-                details={"status": current.status, "allowed_from": sorted(RESCHEDULABLE)},
+    now = timezone.now()
+    rulebook: Rulebook | None = None
+    decision: Decision | Refusal | None = None
+    written: Written | None = None
+    try:
+        with transaction.atomic():
+            current = _locked(booking)
+            if current.status not in RESCHEDULABLE:
+                raise InvalidTransition(
+                    f"A {current.get_status_display().lower()} case cannot be rescheduled.",
+                    details={"status": current.status, "allowed_from": sorted(RESCHEDULABLE)},
+                )
+            if current.status == BookingStatus.HOLD and (current.hold_expires_at or now) <= now:
+                raise InvalidTransition(
+                    "The hold has expired and its resources may be taken; search again.",
+                    details={"status": current.status, "hold_expired_at": _iso(current.hold_expires_at)},
+                )
+            pins = dict(pins or {})
+            request = CaseRequest(
+                procedure_type=current.procedure_type,
+                levels=current.levels,
+                sedation=current.sedation,
+                patient=current.patient,
+                # A pinned room may take the case to its own site; otherwise it stays where it is.
+                site_id=None if "room" in pins else current.site_id,
+                pins=pins,
             )
-        pinned = dataclasses.replace(resources) if resources else ResourceChoice()
-        kept = _still_free(current, starts_at=starts_at, pinned=pinned)
-        old_start = current.starts_at
-        # Its own legs no longer hold anything, so the engine may give the case any of them.
-        current.legs.filter(is_active=True).update(is_active=False)
-        try:
-            with transaction.atomic():
-                ctx = _move(current, starts_at=starts_at, resources=kept, allow_past=allow_past)
-        except (BookingInvalid, SlotUnavailable):
-            if kept == pinned:
-                raise
-            ctx = _move(current, starts_at=starts_at, resources=pinned, allow_past=allow_past)
-        audit_record(
-            actor=actor,
-            action="booking.reschedule",
-            obj=current,
-            details={
-                "from": old_start.isoformat(),
-                "to": current.starts_at.isoformat(),
-                "legs": _leg_summary(ctx.legs),
-            },
-        )
-        reminders_schedule(booking=current)
+            lo, hi = window_bounds(request.legs, to_min(starts_at))
+            rulebook = rulebook_for(
+                request, lo=lo, hi=hi, now=now, allow_past=allow_past, prefer=_current_keys(current)
+            )
+            rulebook.read_window(lock=True, exclude_booking_id=current.pk)
+            decision = rulebook.decide(starts_at)
+            if isinstance(decision, Decision):
+                written = _written(rulebook, decision, starts_at)
+                _sweep_if_needed(rulebook, written, now)
+                moved = _move(actor, current, written, now=now)
+    except DatabaseError as exc:
+        if written is None or not is_lost_race(exc):
+            raise
+        raise clashes_after_refusal(written.planned(), written.site.zone) from exc
+    if written is None:
+        assert rulebook is not None
+        assert isinstance(decision, Refusal)
+        raise refusal_error(rulebook, decision, starts_at)
     _count("reschedule")
+    return moved
+
+
+def _move(actor: Any, current: Booking, written: Written, *, now: datetime) -> Booking:
+    old_start = current.starts_at
+    # Its own legs stop holding anything first: the guard would refuse the new ones otherwise.
+    current.legs.filter(is_active=True).update(is_active=False)
+    current.starts_at, current.ends_at, current.arrival_at = written.span()
+    current.site = _site_instance(written.site)
+    current.save(update_fields=["starts_at", "ends_at", "arrival_at", "site", "updated_at"])
+    _write_legs(current, written, remember=False)
+    audit_record(
+        actor=actor,
+        action="booking.reschedule",
+        obj=current,
+        details={"from": old_start.isoformat(), "to": current.starts_at.isoformat(), "legs": written.summary()},
+    )
+    reminders_schedule(booking=current, now=now)
     return current
 
 
-def _still_free(current: Booking, *, starts_at: datetime, pinned: ResourceChoice) -> ResourceChoice:
-    """The named resources, plus each resource the case holds that no other case holds at the
-    new time."""
-    kept = _current_resources(current)
-    for name, value in pinned.named().items():
-        setattr(kept, name, value)
-    ctx, _ = _prepare(
-        procedure_type=current.procedure_type,
-        patient=current.patient,
-        starts_at=starts_at,
-        levels=current.levels,
-        sedation=current.sedation,
-        resources=kept,
+def booking_recheck(*, booking: Booking, now: datetime) -> list[Problem]:
+    """Every rule the case as booked breaks now, its own legs aside (a hold about to be
+    confirmed: downtime or a hold of the patient's may have been recorded meanwhile). Runs in
+    the caller's transaction, under the booking guard's locks."""
+    legs = list(booking.legs.filter(is_active=True))
+    pins = {
+        pin: leg.resource_id
+        for leg in legs
+        if leg.role != LegRole.PATIENT and (pin := LEG_ROLES[leg.role].pin) is not None
+    }
+    request = CaseRequest(
+        procedure_type=booking.procedure_type,
+        levels=booking.levels,
+        sedation=booking.sedation,
+        patient=booking.patient,
+        site_id=booking.site_id,
+        pins=pins,
     )
-    named = pinned.named()
-    for leg, _other in find_clashes(ctx.legs, exclude_booking_id=current.pk):
-        field = ROLE_FIELD.get(leg.role)
-        if field and field not in named:
-            setattr(kept, field, None)
-    return kept
+    lo, hi = window_bounds(request.legs, to_min(booking.starts_at))
+    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now)
+    rulebook.read_window(lock=True, exclude_booking_id=booking.pk)
+    decision = rulebook.decide(booking.starts_at)
+    if isinstance(decision, Decision):
+        return []
+    return decision.problems + decision.clashes
 
 
-def _move(current: Booking, *, starts_at: datetime, resources: ResourceChoice, allow_past: bool) -> CaseContext:
-    completed = _complete_resources(
-        procedure_type=current.procedure_type,
-        patient=current.patient,
-        starts_at=starts_at,
-        levels=current.levels,
-        sedation=current.sedation,
-        resources=resources,
-        site_id=resources.room.site_id if resources.room is not None else current.site_id,
-    )
-    ctx, _ = _prepare(
-        procedure_type=current.procedure_type,
-        patient=current.patient,
-        starts_at=starts_at,
-        levels=current.levels,
-        sedation=current.sedation,
-        resources=completed,
-    )
-    current.starts_at, current.ends_at, current.arrival_at = _span(ctx.legs)
-    current.site = ctx.site
-    _check_and_write(ctx, current, allow_past=allow_past, exclude_booking_id=current.pk)
-    return ctx
+def hold_confirm(*, actor: Any, booking: Booking, now: datetime | None = None) -> Booking:
+    """Turn an unexpired hold into a scheduled case and schedule its reminders.
+
+    The rules are asked again for the case as held (its own legs aside): what was recorded
+    since the hold was made (downtime, time off, a medication hold) can forbid it.
+    Raises InvalidTransition if the booking is not a hold or its time is up, BookingInvalid
+    with every problem if a rule now refuses it; nothing is written then. The legs keep their
+    resources: they were held all along.
+    """
+    with transaction.atomic():
+        current = _locked(booking)
+        now = now or timezone.now()
+        if current.status != BookingStatus.HOLD:
+            raise InvalidTransition(
+                f"Only a hold can be confirmed; this case is {current.get_status_display().lower()}.",
+                details={"status": current.status, "allowed_from": [BookingStatus.HOLD.value]},
+            )
+        if current.hold_expires_at is None or current.hold_expires_at <= now:
+            raise InvalidTransition(
+                "The hold has expired and its resources may be taken; search again.",
+                details={"status": current.status, "hold_expired_at": _iso(current.hold_expires_at)},
+            )
+        problems = booking_recheck(booking=current, now=now)
+        if problems:
+            # Downtime, time off or a medication hold recorded since the hold was made.
+            raise BookingInvalid(problems)
+        current.status = BookingStatus.SCHEDULED
+        current.hold_expires_at = None
+        current.save(update_fields=["status", "hold_expires_at", "updated_at"])
+        current.legs.filter(is_active=True).update(expires_at=None)
+        reminders_schedule(booking=current, now=now)
+        audit_record(actor=actor, action="booking.confirm", obj=current, details={"from": BookingStatus.HOLD.value})
+    return current
 
 
 def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "") -> Booking:

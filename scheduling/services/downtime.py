@@ -20,7 +20,7 @@ from outbox.services import enqueue_notification
 from rooms.models import Downtime
 from scheduling.kinds import SchedulingMessage
 from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
-from scheduling.resources import local_span
+from scheduling.words import local_span
 
 
 def bookings_hit_by(downtime: Downtime, *, now: datetime) -> QuerySet[Booking]:

@@ -8,18 +8,15 @@ needs them (or the minute sweep) releases them. Confirming turns it into a sched
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import SYSTEM_ACTOR, audit_record
-from core.errors import InvalidTransition
+from core.audit import SYSTEM_ACTOR
 from core.models import AuditEvent
 from outbox.models import Notification, NotificationStatus
 from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
-from scheduling.services.reminders import reminders_schedule
 
 
 def hold_expiry(now: datetime) -> datetime:
@@ -65,34 +62,3 @@ def holds_release_expired(*, now: datetime | None = None) -> int:
             for pk in ids
         )
     return len(ids)
-
-
-def hold_confirm(*, actor: Any, booking: Booking, now: datetime | None = None) -> Booking:
-    """Turn an unexpired hold into a scheduled case and schedule its reminders.
-
-    Raises InvalidTransition if the booking is not a hold or its time is up; nothing is
-    written then. The legs keep their resources: they were held all along.
-    """
-    with transaction.atomic():
-        current = Booking.objects.select_for_update().select_related("site").get(pk=booking.pk)
-        now = now or timezone.now()
-        if current.status != BookingStatus.HOLD:
-            raise InvalidTransition(
-                f"Only a hold can be confirmed; this case is {current.get_status_display().lower()}.",
-                details={"status": current.status, "allowed_from": [BookingStatus.HOLD.value]},
-            )
-        if current.hold_expires_at is None or current.hold_expires_at <= now:
-            raise InvalidTransition(
-                "The hold has expired and its resources may be taken; search again.",
-                details={
-                    "status": current.status,
-                    "hold_expired_at": current.hold_expires_at.isoformat() if current.hold_expires_at else None,
-                },
-            )
-        current.status = BookingStatus.SCHEDULED
-        current.hold_expires_at = None
-        current.save(update_fields=["status", "hold_expires_at", "updated_at"])
-        current.legs.filter(is_active=True).update(expires_at=None)
-        reminders_schedule(booking=current, now=now)
-        audit_record(actor=actor, action="booking.confirm", obj=current, details={"from": BookingStatus.HOLD.value})
-    return current

@@ -1,6 +1,7 @@
 """Seed a believable demo clinic: one site, its rooms, equipment, staff, patients and a week of cases.
 
-Every case goes through ``booking_create``, so the demo holds only what the rules allow.
+Every case is placed by the availability engine and booked through ``booking_create``, as a
+scheduler's would be, so the demo holds only what the rules allow.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import random
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,12 +26,11 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import BookingInvalid, SlotUnavailable
-from core.timewindows import local_to_utc
 from patients.models import Patient, Sex
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
-from scheduling.legs import plan_legs
-from scheduling.models import ROLE_COLUMN, Allocation, Booking, LegRole, ProcedureType, Sedation
-from scheduling.resources import ResourceChoice
+from scheduling.availability.search import SearchQuery, availability_search
+from scheduling.models import Allocation, Booking, ProcedureType, Sedation
+from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
 
@@ -44,7 +44,7 @@ DEMO_MRN_PREFIX = "MRN9"
 
 OPENS, CLOSES = time(7, 0), time(18, 0)
 WEEKDAYS = (0, 1, 2, 3, 4)
-SLOT = timedelta(minutes=15)
+SLOT_MINUTES = 15
 PATIENT_COUNT = 40
 # Vertebral augmentation treats osteoporotic fractures, so most of its patients are old.
 ELDERLY_COUNT = 26
@@ -142,7 +142,7 @@ AREA_CODES = ("512", "737", "210", "254")
 
 
 @dataclass(frozen=True)
-class CaseRequest:
+class CaseWanted:
     code: str
     levels: int
     sedation: str
@@ -164,25 +164,6 @@ class Clinic:
     patients: list[Patient]
     elderly: list[Patient]
     procedures: dict[str, ProcedureType]
-
-
-@dataclass
-class Ledger:
-    """What this run has booked so far, so the seed proposes resources that are free instead
-    of letting the services reject hundreds of guesses."""
-
-    busy: dict[tuple[str, int], list[tuple[datetime, datetime]]] = field(default_factory=lambda: defaultdict(list))
-    minutes: dict[tuple[str, int, date], int] = field(default_factory=lambda: defaultdict(int))
-
-    def free(self, column: str, pk: int, start: datetime, end: datetime) -> bool:
-        return all(end <= s or e <= start for s, e in self.busy[(column, pk)])
-
-    def load(self, column: str, pk: int, day: date) -> int:
-        return self.minutes[(column, pk, day)]
-
-    def hold(self, column: str, pk: int, start: datetime, end: datetime, day: date) -> None:
-        self.busy[(column, pk)].append((start, end))
-        self.minutes[(column, pk, day)] += int((end - start).total_seconds() // 60)
 
 
 @dataclass
@@ -426,7 +407,7 @@ def create_patients(rng: random.Random, monday: date) -> list[Patient]:
     return Patient.objects.bulk_create(patients)
 
 
-def day_requests(rng: random.Random, with_scs_trial: bool) -> list[CaseRequest]:
+def day_requests(rng: random.Random, with_scs_trial: bool) -> list[CaseWanted]:
     codes = [code for code, _ in CASE_MIX]
     weights = [weight for _, weight in CASE_MIX]
     picked = rng.choices(codes, weights=weights, k=rng.randint(7, 9))
@@ -439,7 +420,7 @@ def day_requests(rng: random.Random, with_scs_trial: bool) -> list[CaseRequest]:
         options = SEDATION_WEIGHTS.get(code)
         sedation = rng.choices([s for s, _ in options], weights=[w for _, w in options])[0] if options else ""
         hours = MORNING_STARTS if code in AUGMENTATION else DAY_STARTS
-        requests.append(CaseRequest(code=code, levels=levels, sedation=str(sedation), not_before=rng.choice(hours)))
+        requests.append(CaseWanted(code=code, levels=levels, sedation=str(sedation), not_before=rng.choice(hours)))
     rng.shuffle(requests)
     # Long cases with long recoveries go first, or they no longer fit before the recovery area closes.
     requests.sort(key=lambda r: r.code not in AUGMENTATION)
@@ -448,7 +429,6 @@ def day_requests(rng: random.Random, with_scs_trial: bool) -> list[CaseRequest]:
 
 def book_week(rng: random.Random, clinic: Clinic, monday: date) -> Outcome:
     outcome = Outcome()
-    ledger = Ledger()
     rep_days = [
         d for d in WEEKDAYS if all(d in clinic.specs[m.pk].weekdays for m in clinic.staff[StaffRole.DEVICE_REP])
     ]
@@ -468,7 +448,7 @@ def book_week(rng: random.Random, clinic: Clinic, monday: date) -> Outcome:
                 continue
             pool = "elderly" if request.code in {"VP", "KP"} else "any"
             patient = next_patient(queues[pool], booked_patients)
-            booking = place_case(clinic, ledger, request, patient, day)
+            booking = place_case(clinic, request, patient, day)
             if booking is None:
                 outcome.unplaced += 1
                 continue
@@ -494,129 +474,38 @@ def next_patient(queue: list[Patient], booked: set[int]) -> Patient:
     return patient
 
 
-def candidate_starts(day: date, not_before: time, zone: ZoneInfo) -> list[datetime]:
-    """Every slot of the day from ``not_before`` on, then the earlier ones."""
-    start, end = local_to_utc(day, OPENS, zone), local_to_utc(day, CLOSES, zone)
-    preferred = local_to_utc(day, not_before, zone)
-    slots = []
-    while start < end:
-        slots.append(start)
-        start += SLOT
-    return [s for s in slots if s >= preferred] + [s for s in slots if s < preferred]
-
-
-def on_shift(spec: StaffSpec, start: datetime, end: datetime, zone: ZoneInfo) -> bool:
-    first, last = start.astimezone(zone), end.astimezone(zone)
-    return (
-        first.date() == last.date()
-        and first.weekday() in spec.weekdays
-        and spec.starts <= first.time()
-        and last.time() <= spec.ends
+def place_case(clinic: Clinic, request: CaseWanted, patient: Patient, day: date) -> Booking | None:
+    """Book the case where the availability engine finds the first feasible start at or after
+    the patient's preferred time that day, else the first one earlier that day. The engine
+    picks every resource, exactly as for a scheduler's booking."""
+    case = CaseRequest(
+        procedure_type=clinic.procedures[request.code],
+        levels=request.levels,
+        sedation=request.sedation or None,
+        patient=patient,
+        site_id=clinic.site.pk,
     )
-
-
-def place_case(clinic: Clinic, ledger: Ledger, request: CaseRequest, patient: Patient, day: date) -> Booking | None:
-    """Book the case at the earliest 15-minute slot where a set of resources is free; the
-    services have the last word, and a refusal moves on to the next candidate."""
-    procedure = clinic.procedures[request.code]
-    sedation = request.sedation or None
-    plan = plan_legs(procedure, levels=request.levels, sedation=sedation)
-    needs_anesthesia = any(leg.role == LegRole.ANESTHESIA for leg in plan)
-    rooms = [r for r in clinic.rooms if not needs_anesthesia or Capability.ANESTHESIA in r.capabilities]
-    closes = local_to_utc(day, CLOSES, clinic.zone)
-
-    for start in candidate_starts(day, request.not_before, clinic.zone):
-        windows = {leg.role: leg.window(start) for leg in plan}
-        if max(end for _, end in windows.values()) > closes:
+    for earliest, latest in ((request.not_before, None), (OPENS, request.not_before)):
+        slots = availability_search(
+            SearchQuery(
+                request=case,
+                date_from=day,
+                date_to=day,
+                earliest=earliest,
+                latest=latest,
+                count=1,
+                grid_minutes=SLOT_MINUTES,
+                allow_past=True,
+            )
+        )
+        if not slots:
             continue
-        patient_window = windows[LegRole.PATIENT]
-        if not ledger.free("patient", patient.pk, *patient_window):
+        try:
+            return booking_create(actor=None, request=case, starts_at=slots[0].start, allow_past=True)
+        except (BookingInvalid, SlotUnavailable):
+            # The rulebook has the last word; the search read the same rules, so this is rare.
             continue
-        for room in sorted(rooms, key=lambda r: (ledger.load("room", r.pk, day), r.pk)):
-            choice = choose_resources(clinic, ledger, procedure.code, room, windows, day)
-            if choice is None:
-                continue
-            try:
-                booking = booking_create(
-                    actor=None,
-                    patient=patient,
-                    procedure_type=procedure,
-                    starts_at=start,
-                    resources=choice,
-                    levels=request.levels,
-                    sedation=sedation,
-                    allow_past=True,
-                )
-            except (BookingInvalid, SlotUnavailable):
-                continue
-            ledger.hold("patient", patient.pk, *patient_window, day)
-            for role, (leg_start, leg_end) in windows.items():
-                if role == LegRole.PATIENT:
-                    continue
-                resource = choice.for_role(role)
-                assert resource is not None
-                ledger.hold(ROLE_COLUMN[role], int(resource.pk), leg_start, leg_end, day)
-            return booking
     return None
-
-
-def choose_resources(
-    clinic: Clinic,
-    ledger: Ledger,
-    code: str,
-    room: ProcedureRoom,
-    windows: dict[LegRole, tuple[datetime, datetime]],
-    day: date,
-) -> ResourceChoice | None:
-    """The least-busy free resource for each leg, or None if some leg has nobody free."""
-    choice = ResourceChoice()
-
-    def pick(column: str, candidates: list[Any], role: LegRole) -> Any | None:
-        start, end = windows[role]
-        free = [c for c in candidates if ledger.free(column, c.pk, start, end)]
-        if column == "staff":
-            free = [c for c in free if on_shift(clinic.specs[c.pk], start, end, clinic.zone)]
-        return min(free, key=lambda c: (ledger.load(column, c.pk, day), c.pk), default=None)
-
-    if not ledger.free("room", room.pk, *windows[LegRole.ROOM]):
-        return None
-    choice.room = room
-    for role in windows:
-        if role in (LegRole.PATIENT, LegRole.ROOM):
-            continue
-        picked: Any
-        if role == LegRole.C_ARM:
-            # A fixed C-arm stays in its room; prefer it over taking the shared mobile unit.
-            usable = sorted((c for c in clinic.c_arms if c.usable_in(room)), key=lambda c: c.room_id is None)
-            picked = next((c for c in usable if ledger.free("equipment", c.pk, *windows[role])), None)
-            choice.c_arm = picked
-        elif role == LegRole.RF_GENERATOR:
-            picked = pick("equipment", [g for g in clinic.rf_generators if g.usable_in(room)], role)
-            choice.rf_generator = picked
-        elif role == LegRole.PHYSICIAN:
-            privileged = [m for m in clinic.staff[StaffRole.PHYSICIAN] if code in clinic.specs[m.pk].privileges]
-            picked = pick("staff", privileged, role)
-            choice.physician = picked
-        elif role == LegRole.RAD_TECH:
-            picked = pick("staff", clinic.staff[StaffRole.RAD_TECH], role)
-            choice.rad_tech = picked
-        elif role == LegRole.SEDATION_NURSE:
-            picked = pick("staff", [n for n in clinic.staff[StaffRole.NURSE] if n.sedation_capable], role)
-            choice.sedation_staff = picked
-        elif role == LegRole.ANESTHESIA:
-            picked = pick("staff", clinic.staff.get(StaffRole.ANESTHESIA, []), role)
-            choice.sedation_staff = picked
-        elif role == LegRole.DEVICE_REP:
-            picked = pick("staff", clinic.staff.get(StaffRole.DEVICE_REP, []), role)
-            choice.device_rep = picked
-        elif role == LegRole.RECOVERY_BAY:
-            picked = pick("bay", clinic.bays, role)
-            choice.recovery_bay = picked
-        else:
-            picked = None
-        if picked is None:
-            return None
-    return choice
 
 
 def create_accounts(clinic: Clinic, password: str) -> list[str]:

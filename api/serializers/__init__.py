@@ -1,0 +1,1 @@
+"""Input serializers check shape only; output serializers decide what each role may see."""

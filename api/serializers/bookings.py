@@ -1,0 +1,195 @@
+"""Availability, reasons and bookings: inputs check shape only (the rulebook decides the rest),
+outputs show times in the site's zone and the patient as the caller's role may see them."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rest_framework import serializers
+
+from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, PinField, WallClockTimeField, local_iso
+from api.serializers.common import PatientScoped
+from api.serializers.patients import patient_data
+from patients.models import Patient
+from scheduling.availability.search import MAX_WINDOW_DAYS, Slot
+from scheduling.legroles import PIN_FIELDS
+from scheduling.models import Booking, CancelReason, ProcedureType, Sedation
+from scheduling.selectors import LegView, leg_views
+
+
+class ResourceRefSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class LegSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    resource = ResourceRefSerializer()
+    start = serializers.CharField(help_text="ISO 8601 in the site's time zone")
+    end = serializers.CharField(help_text="ISO 8601 in the site's time zone")
+
+
+class SlotSerializer(serializers.Serializer):
+    start = serializers.CharField()
+    end = serializers.CharField()
+    site = serializers.IntegerField()
+    legs = LegSerializer(many=True)
+
+
+class AvailabilityResultSerializer(serializers.Serializer):
+    results = SlotSerializer(many=True)
+
+
+class PinsInput(serializers.Serializer):
+    """Resources the caller fixes, by id; the rulebook checks that each exists and may do the
+    case. ``sedation_staff`` is the sedation nurse or the anaesthesia provider, as the
+    sedation level needs."""
+
+    physician = PinField(required=False)
+    room = PinField(required=False)
+    c_arm = PinField(required=False)
+    rf_generator = PinField(required=False)
+    rad_tech = PinField(required=False)
+    sedation_staff = PinField(required=False)
+    device_rep = PinField(required=False)
+    recovery_bay = PinField(required=False)
+    site = PinField(required=False)
+
+
+def pins_from(data: dict[str, Any]) -> dict[str, int]:
+    return {name: data[name] for name in PIN_FIELDS if data.get(name) is not None}
+
+
+class AvailabilityQuery(PatientScoped, PinsInput):
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
+    levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
+    to = ClinicDateField()
+    sedation = serializers.ChoiceField(Sedation.choices, required=False)
+    patient = IdField(queryset=Patient.objects.none(), required=False)
+    earliest = WallClockTimeField(required=False, help_text="Earliest start, site-local time of day")
+    latest = WallClockTimeField(required=False, help_text="Latest start, site-local time of day")
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=10)
+    grid = serializers.IntegerField(min_value=1, max_value=60, default=5, help_text="Minutes between starts")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        first, last = attrs["from"], attrs["to"]
+        if last < first:
+            raise serializers.ValidationError({"to": ["The window ends before it starts."]})
+        if (last - first).days + 1 > MAX_WINDOW_DAYS:
+            raise serializers.ValidationError({"to": [f"Search at most {MAX_WINDOW_DAYS} days at a time."]})
+        if attrs.get("earliest") and attrs.get("latest") and attrs["latest"] < attrs["earliest"]:
+            raise serializers.ValidationError({"latest": ["The latest start is before the earliest."]})
+        if 60 % attrs["grid"]:
+            raise serializers.ValidationError({"grid": ["The grid must divide an hour: 1, 5, 10, 15, 30 or 60."]})
+        return attrs
+
+
+# "from" is a Python keyword, so the field is added by name.
+AvailabilityQuery._declared_fields["from"] = ClinicDateField()
+
+
+class ReasonsQuery(PatientScoped, PinsInput):
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
+    levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
+    start = AwareDateTimeField()
+    sedation = serializers.ChoiceField(Sedation.choices, required=False)
+    patient = IdField(queryset=Patient.objects.none(), required=False)
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    role = serializers.CharField(required=False)
+    field = serializers.CharField(required=False)
+    resource = serializers.JSONField(required=False)
+    extra = serializers.JSONField(required=False)
+
+
+class ReasonsResultSerializer(serializers.Serializer):
+    feasible = serializers.BooleanField()
+    reasons = ReasonSerializer(many=True)
+
+
+class BookingCreateInput(PatientScoped, PinsInput):
+    patient = IdField(queryset=Patient.objects.none())
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
+    levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
+    start = AwareDateTimeField()
+    sedation = serializers.ChoiceField(Sedation.choices, required=False)
+    hold = serializers.BooleanField(
+        default=False, help_text="Hold the resources for a few minutes instead of booking; confirm to book."
+    )
+
+
+class RescheduleInput(PinsInput):
+    start = AwareDateTimeField()
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.ChoiceField(CancelReason.choices)
+    note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class BookingSerializer(serializers.Serializer):
+    """A booking as people read it: times in the site's zone."""
+
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    procedure_type = serializers.CharField()
+    levels = serializers.IntegerField()
+    sedation = serializers.CharField()
+    site = serializers.IntegerField()
+    start = serializers.CharField()
+    end = serializers.CharField()
+    arrival = serializers.CharField()
+    cancel_reason = serializers.CharField(allow_blank=True)
+    patient = serializers.JSONField()
+    legs = LegSerializer(many=True)
+
+
+def leg_data(view: LegView, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "role": view.role,
+        "resource": {"kind": view.kind, "id": view.resource_id, "name": view.name},
+        "start": local_iso(view.starts_at, zone),
+        "end": local_iso(view.ends_at, zone),
+    }
+
+
+def booking_data(booking: Booking, role: str | None) -> dict[str, Any]:
+    """Expects ``legs`` prefetched with their resources, and ``site`` and ``patient`` loaded."""
+    zone = booking.site.zone
+    return {
+        "id": booking.pk,
+        "status": booking.status,
+        "procedure_type": booking.procedure_type.code,
+        "levels": booking.levels,
+        "sedation": booking.sedation,
+        "site": booking.site_id,
+        "start": local_iso(booking.starts_at, zone),
+        "end": local_iso(booking.ends_at, zone),
+        "arrival": local_iso(booking.arrival_at, zone),
+        "cancel_reason": booking.cancel_reason,
+        "patient": patient_data(booking.patient, role),
+        "legs": [leg_data(view, zone) for view in leg_views(booking)],
+    }
+
+
+def slot_data(slot: Slot, zones: dict[int, ZoneInfo]) -> dict[str, Any]:
+    zone = zones[slot.site_id]
+    return {
+        "start": local_iso(slot.start, zone),
+        "end": local_iso(slot.end, zone),
+        "site": slot.site_id,
+        "legs": [
+            {
+                "role": leg.role,
+                "resource": {"kind": leg.kind, "id": leg.resource_id, "name": leg.name},
+                "start": local_iso(leg.start, zone),
+                "end": local_iso(leg.end, zone),
+            }
+            for leg in slot.legs
+        ],
+    }

@@ -1,0 +1,53 @@
+"""What the API's views share: role maps per action, query-string dates, zones, read audits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.errors import exception_handler
+from api.fields import ClinicDateField
+from core.audit import audit_read
+from patients.models import Patient
+from rooms.models import Site
+
+READ = {"list", "retrieve"}
+WRITE = {"create", "update", "partial_update", "destroy"}
+PATIENT_OBJECT = Patient._meta.label_lower
+
+
+def role_map(readers: Iterable[str], writers: Iterable[str]) -> dict[str, set[str]]:
+    return {**{a: set(readers) for a in READ}, **{a: set(writers) for a in WRITE}}
+
+
+def query_date(request: Request, name: str) -> date:
+    raw = request.query_params.get(name)
+    if not raw:
+        raise serializers.ValidationError({name: ["This query parameter is required (YYYY-MM-DD)."]})
+    try:
+        return ClinicDateField().to_internal_value(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from exc
+
+
+def site_zones() -> dict[int, ZoneInfo]:
+    return {pk: ZoneInfo(tz) for pk, tz in Site.objects.values_list("id", "timezone")}
+
+
+def audit_patients_read(request: Request, action: str, patient_ids: Iterable[int], **details: Any) -> None:
+    """One audit row for the patients an answer shows (none when it shows none)."""
+    ids = list(dict.fromkeys(patient_ids))
+    audit_read(actor=request.user, action=action, object_type=PATIENT_OBJECT, object_ids=ids, details=details or None)
+
+
+class ProblemRendering:
+    """For views that catch errors themselves (idempotent actions): render as the API does."""
+
+    def render_error(self, exc: Exception) -> Response | None:
+        return exception_handler(exc, {"view": self, "request": getattr(self, "request", None)})

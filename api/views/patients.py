@@ -1,0 +1,72 @@
+"""Patients and their medication holds, cut to what the caller's role may see; reads audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.serializers.patients import MedicationHoldSerializer, PatientSerializer
+from api.views.common import READ, audit_patients_read, role_map
+from api.views.reference import ReferenceViewSet
+from core.roles import primary_role
+from patients.models import MedicationHold, Patient
+from scheduling import policy
+from scheduling.selectors import patients_visible_to
+
+
+class PatientViewSet(ReferenceViewSet):
+    serializer_class = PatientSerializer
+    filterset_fields = ["mrn"]
+    roles = role_map(policy.EVERYONE, policy.PATIENT_REGISTRARS)
+    extra_error_statuses = {"destroy": (409,), "create": (409,), "partial_update": (409,)}
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return patients_visible_to(self.request.user).order_by("last_name", "first_name", "id")
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("context", self.get_serializer_context())
+        if self.action in READ or self.request.method == "GET":
+            kwargs.update(role=primary_role(self.request.user), narrow=True)
+        return PatientSerializer(*args, **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        audit_patients_read(request, "patient.list", [row["id"] for row in response.data.get("results", [])])
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        audit_patients_read(request, "patient.read", [response.data["id"]])
+        return response
+
+
+class MedicationHoldViewSet(ReferenceViewSet):
+    """A physician reads and writes the holds of their own patients only: a hold of anyone
+    else's patient is a 404, and naming another patient in a write is refused as an unknown id."""
+
+    serializer_class = MedicationHoldSerializer
+    filterset_fields = ["patient"]
+    roles = role_map(policy.MEDICATION_RECORDERS, policy.MEDICATION_RECORDERS)
+
+    def get_queryset(self) -> QuerySet[MedicationHold]:
+        return MedicationHold.objects.filter(patient__in=patients_visible_to(self.request.user)).order_by("id")
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("context", self.get_serializer_context())
+        return MedicationHoldSerializer(*args, patients=patients_visible_to(self.request.user), **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        patients = sorted({row["patient"] for row in response.data.get("results", [])})
+        audit_patients_read(request, "medication_hold.list", patients)
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        audit_patients_read(
+            request, "medication_hold.read", [response.data["patient"]], medication_hold=response.data["id"]
+        )
+        return response

@@ -1,0 +1,149 @@
+"""Reference data: sites (and a site's day), hours, rooms, equipment, bays, downtime, staff,
+credentials, shifts, time off and the procedure catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.fields import local_iso
+from api.serializers import reference as s
+from api.views.common import query_date, role_map
+from core.services import record_create, record_delete, record_update
+from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
+from scheduling import policy
+from scheduling.models import ProcedureType
+from scheduling.selectors import site_day_schedule
+from scheduling.services.downtime import downtime_create
+from staff.models import Credential, Shift, StaffMember, TimeOff
+
+
+class ReferenceViewSet(viewsets.ModelViewSet):
+    """CRUD whose writes go through the audited generic services."""
+
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    extra_error_statuses = {"destroy": (409,), "create": (409,), "partial_update": (409,)}
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        model = self.get_queryset().model
+        serializer.instance = record_create(actor=self.request.user, model=model, data=dict(serializer.validated_data))
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        assert serializer.instance is not None
+        serializer.instance = record_update(
+            actor=self.request.user, instance=serializer.instance, data=dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance: Any) -> None:
+        record_delete(actor=self.request.user, instance=instance)
+
+
+INVENTORY_ROLES = role_map(policy.EVERYONE, policy.CONFIGURERS)
+AVAILABILITY_ROLES = role_map(policy.EVERYONE, policy.AVAILABILITY_EDITORS)
+
+
+class SiteViewSet(ReferenceViewSet):
+    queryset = Site.objects.all()
+    serializer_class = s.SiteSerializer
+    roles = {**INVENTORY_ROLES, "schedule": set(policy.EVERYONE)}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("date", OpenApiTypes.DATE, required=True, description="Site-local date")],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every leg of every resource that day")},
+    )
+    @action(detail=True, methods=["get"])
+    def schedule(self, request: Request, pk: str | None = None) -> Response:
+        site = self.get_object()
+        day = query_date(request, "date")
+        zone = site.zone
+        rows = [
+            {
+                "booking": row.booking_id,
+                "procedure_type": row.procedure_code,
+                "status": row.status,
+                "role": row.leg.role,
+                "resource": {"kind": row.leg.kind, "id": row.leg.resource_id, "name": row.leg.name},
+                "start": local_iso(row.leg.starts_at, zone),
+                "end": local_iso(row.leg.ends_at, zone),
+            }
+            for row in site_day_schedule(site, day)
+        ]
+        return Response({"site": site.pk, "date": day.isoformat(), "legs": rows})
+
+
+class OpeningHoursViewSet(ReferenceViewSet):
+    queryset = OpeningHours.objects.all()
+    serializer_class = s.OpeningHoursSerializer
+    filterset_fields = ["site", "room"]
+    roles = INVENTORY_ROLES
+
+
+class RoomViewSet(ReferenceViewSet):
+    queryset = ProcedureRoom.objects.all()
+    serializer_class = s.RoomSerializer
+    filterset_fields = ["site", "is_active"]
+    roles = INVENTORY_ROLES
+
+
+class EquipmentViewSet(ReferenceViewSet):
+    queryset = Equipment.objects.all()
+    serializer_class = s.EquipmentSerializer
+    filterset_fields = ["site", "kind", "room", "is_active"]
+    roles = INVENTORY_ROLES
+
+
+class RecoveryBayViewSet(ReferenceViewSet):
+    queryset = RecoveryBay.objects.all()
+    serializer_class = s.RecoveryBaySerializer
+    filterset_fields = ["site", "is_active"]
+    roles = INVENTORY_ROLES
+
+
+class DowntimeViewSet(ReferenceViewSet):
+    queryset = Downtime.objects.all()
+    serializer_class = s.DowntimeSerializer
+    filterset_fields = ["room", "equipment", "reason"]
+    roles = AVAILABILITY_ROLES
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = downtime_create(actor=self.request.user, data=dict(serializer.validated_data))
+
+
+class StaffMemberViewSet(ReferenceViewSet):
+    queryset = StaffMember.objects.all()
+    serializer_class = s.StaffMemberSerializer
+    filterset_fields = ["role", "is_active"]
+    roles = INVENTORY_ROLES
+
+
+class CredentialViewSet(ReferenceViewSet):
+    queryset = Credential.objects.all()
+    serializer_class = s.CredentialSerializer
+    filterset_fields = ["staff", "kind"]
+    roles = INVENTORY_ROLES
+
+
+class ShiftViewSet(ReferenceViewSet):
+    queryset = Shift.objects.all()
+    serializer_class = s.ShiftSerializer
+    filterset_fields = ["staff", "site", "weekday"]
+    roles = INVENTORY_ROLES
+
+
+class TimeOffViewSet(ReferenceViewSet):
+    queryset = TimeOff.objects.all()
+    serializer_class = s.TimeOffSerializer
+    filterset_fields = ["staff"]
+    roles = AVAILABILITY_ROLES
+
+
+class ProcedureTypeViewSet(ReferenceViewSet):
+    queryset = ProcedureType.objects.all()
+    serializer_class = s.ProcedureTypeSerializer
+    roles = INVENTORY_ROLES

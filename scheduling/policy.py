@@ -1,0 +1,101 @@
+"""Who may do what, and see how much: the one access policy every face (REST, pages,
+standards) applies. Roles are Django groups (``core.roles``).
+
+Which cases a user may see is a read (``scheduling.selectors.own_case_legs``); which roles see
+every case is decided here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.roles import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
+
+EVERYONE = frozenset(ALL_ROLES)
+# Configuration: sites, rooms, equipment, bays, staff, credentials, shifts, the catalogues.
+CONFIGURERS = frozenset({ADMIN})
+# Downtime and time off change what can be booked; schedulers record them with admins.
+AVAILABILITY_EDITORS = frozenset({ADMIN, SCHEDULER})
+SEARCHERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN})
+BOOKERS = frozenset({ADMIN, SCHEDULER})
+PATIENT_REGISTRARS = frozenset({ADMIN, SCHEDULER})
+MEDICATION_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
+CLINICAL_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
+# The front desk checks patients in, records no-shows and deals with alerts.
+FRONT_DESK = frozenset({ADMIN, SCHEDULER, NURSE})
+PROCEDURE_TEAM = frozenset({ADMIN, PHYSICIAN, NURSE})
+# Overriding the readiness gate or an anticoagulant hold is a clinical judgement.
+OVERRIDERS = frozenset({ADMIN, PHYSICIAN})
+# Roles that read every case; the others read only the cases they work on.
+SEE_EVERY_CASE = frozenset({ADMIN, SCHEDULER, NURSE})
+OWN_CASES_ONLY = frozenset({PHYSICIAN, TECH})
+# Who may read any physician's daily list (a physician reads their own).
+DAILY_LIST_OF_ANYONE = frozenset({ADMIN, SCHEDULER, NURSE, TECH})
+
+# The minimum each role needs of a patient. The front desk and nurses call the patient and the
+# escort; a physician needs identity, allergies and the escort; a tech confirms two identifiers
+# on the table and checks allergies (contrast, cement).
+FRONT_DESK_PATIENT_FIELDS = (
+    "id",
+    "mrn",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "pregnancy_possible",
+    "phone",
+    "escort_name",
+    "escort_phone",
+    "allergies",
+)
+PATIENT_FIELDS_BY_ROLE: dict[str, tuple[str, ...]] = {
+    ADMIN: FRONT_DESK_PATIENT_FIELDS,
+    SCHEDULER: FRONT_DESK_PATIENT_FIELDS,
+    NURSE: FRONT_DESK_PATIENT_FIELDS,
+    PHYSICIAN: (
+        "id",
+        "mrn",
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "sex",
+        "pregnancy_possible",
+        "escort_name",
+        "escort_phone",
+        "allergies",
+    ),
+    TECH: ("id", "mrn", "first_name", "last_name", "date_of_birth", "allergies"),
+}
+
+
+def may(user: Any, roles: frozenset[str]) -> bool:
+    return bool(roles_of(user) & roles)
+
+
+def may_override(actor: Any) -> bool:
+    """Whether ``actor`` may override the readiness gate or an anticoagulant hold."""
+    return may(actor, OVERRIDERS)
+
+
+def sees_every_case(user: Any) -> bool:
+    return may(user, SEE_EVERY_CASE)
+
+
+def reads_own_cases(user: Any) -> bool:
+    return may(user, OWN_CASES_ONLY)
+
+
+def patient_fields(user: Any) -> tuple[str, ...]:
+    """The patient fields ``user`` may see (none without a role)."""
+    role = primary_role(user)
+    return PATIENT_FIELDS_BY_ROLE.get(role or "", ())
+
+
+def patient_fields_of_role(role: str | None) -> tuple[str, ...]:
+    return PATIENT_FIELDS_BY_ROLE.get(role or "", ())
+
+
+def may_read_daily_list(user: Any, physician: Any) -> bool:
+    if may(user, DAILY_LIST_OF_ANYONE):
+        return True
+    return may(user, frozenset({PHYSICIAN})) and getattr(user, "staff_member", None) == physician
