@@ -271,6 +271,9 @@ CELERY_TASK_PUBLISH_RETRY = False
 # Holds and reminders; every number is a clinic default, edited through the environment.
 HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "10"))
 PREP_REMINDER_HOURS = int(os.environ.get("PREP_REMINDER_HOURS", "48"))
+# When a drug must be stopped, the preparation reminder goes at this site-local time on the day
+# before the last dose, if that is earlier than PREP_REMINDER_HOURS before the case.
+PREP_REMINDER_LOCAL_TIME = os.environ.get("PREP_REMINDER_LOCAL_TIME", "10:00")
 DAY_BEFORE_REMINDER_HOURS = int(os.environ.get("DAY_BEFORE_REMINDER_HOURS", "24"))
 DAILY_LIST_LOCAL_TIME = os.environ.get("DAILY_LIST_LOCAL_TIME", "06:00")
 FOLLOW_UP_LIST_LOCAL_TIME = os.environ.get("FOLLOW_UP_LIST_LOCAL_TIME", "07:00")

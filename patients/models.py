@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models import Q
 
 from core.validators import birth_years, clinic_years
 
@@ -79,25 +81,105 @@ class Patient(models.Model):
         return first <= self.age_on(on) <= last
 
 
-class MedicationHold(models.Model):
-    """An anticoagulant or antiplatelet the patient must stop before a high-bleeding-risk case.
+class BleedingRisk(models.TextChoices):
+    """A procedure's bleeding risk class (ASRA 2018 pain guidelines; each procedure type names
+    its own, and each drug its hold days per class)."""
 
-    The case may not start before ``last_dose_on + hold_days + 1`` (that many whole days
-    without the drug); while ``last_dose_on`` is empty the patient is still taking it and the
-    hold counts from today.
+    LOW = "low", "Low"
+    INTERMEDIATE = "intermediate", "Intermediate"
+    HIGH = "high", "High"
+
+
+class DrugClass(models.TextChoices):
+    VITAMIN_K_ANTAGONIST = "vka", "Vitamin K antagonist"
+    DIRECT_ORAL_ANTICOAGULANT = "doac", "Direct oral anticoagulant"
+    HEPARIN = "heparin", "Low-molecular-weight heparin"
+    P2Y12_INHIBITOR = "p2y12", "P2Y12 inhibitor (antiplatelet)"
+    ASPIRIN = "aspirin", "Aspirin"
+    OTHER_ANTIPLATELET = "antiplatelet", "Other antiplatelet"
+    NSAID = "nsaid", "NSAID"
+
+
+def effective_hold_days(default_days: int, override: int | None) -> int:
+    """The days a patient holds a drug before a case: the drug list's days for the case's
+    bleeding risk, or the patient's own number where the list asks for a hold at all (e.g. 6
+    days of dabigatran with renal impairment). The list's 0 means no hold, whatever the
+    patient's number."""
+    if default_days <= 0:
+        return 0
+    return override if override is not None else default_days
+
+
+class Drug(models.Model):
+    """An anticoagulant or antiplatelet and the whole days it must be stopped before a
+    procedure of each bleeding risk (0: no hold). Editable clinic data, seeded from the ASRA
+    2018 guidance; stopping always needs the prescriber's agreement."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80, unique=True)
+    drug_class = models.CharField(max_length=20, choices=DrugClass.choices)
+    hold_days_high = models.PositiveSmallIntegerField(default=0, help_text="Days before a high-bleeding-risk case.")
+    hold_days_intermediate = models.PositiveSmallIntegerField(
+        default=0, help_text="Days before an intermediate-bleeding-risk case."
+    )
+    hold_days_low = models.PositiveSmallIntegerField(default=0, help_text="Days before a low-bleeding-risk case.")
+    guidance = models.CharField(max_length=255, blank=True, help_text="What the days are based on, for staff.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hold_days_high__lte=60, hold_days_intermediate__lte=60, hold_days_low__lte=60),
+                name="patients_drug_hold_days_bounded",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def hold_days_for(self, bleeding_risk: str) -> int:
+        days: dict[str, int] = {
+            BleedingRisk.HIGH.value: self.hold_days_high,
+            BleedingRisk.INTERMEDIATE.value: self.hold_days_intermediate,
+            BleedingRisk.LOW.value: self.hold_days_low,
+        }
+        return days.get(str(bleeding_risk), self.hold_days_high)
+
+
+class MedicationHold(models.Model):
+    """A drug from the list the patient must stop before a case.
+
+    A case of a bleeding risk the drug is held for may not start before
+    ``last_dose_on + days + 1`` (that many whole days without the drug); while ``last_dose_on``
+    is empty the patient is still taking it and the hold counts from today.
     """
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="medication_holds")
-    medication = models.CharField(max_length=60)
-    hold_days = models.PositiveSmallIntegerField()
+    drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="holds")
+    hold_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(60)],
+        help_text="Days for this patient, where the drug list asks for a hold; empty uses the list's days.",
+    )
     last_dose_on = models.DateField(null=True, blank=True, validators=[clinic_years])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["patient", "medication"]
+        ordering = ["patient", "drug"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "drug"], name="patients_medicationhold_one_per_drug"),
+            models.CheckConstraint(
+                condition=Q(hold_days__isnull=True) | Q(hold_days__lte=60), name="patients_medicationhold_days_bounded"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.medication} hold {self.hold_days} d"
+        return f"{self.drug} hold"
+
+    def days_for(self, bleeding_risk: str) -> int:
+        return effective_hold_days(self.drug.hold_days_for(bleeding_risk), self.hold_days)
 
 
 class LabTest(models.TextChoices):

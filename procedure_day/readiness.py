@@ -18,18 +18,20 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from core.dates import to_local
-from patients.models import ImagingStudy, LabResult, LabTest, MedicationHold
+from patients.models import BleedingRisk, ImagingStudy, LabResult, LabTest, MedicationHold
 from procedure_day.models import CaseChecklist, PregnancyStatus
 from rooms.models import Site
-from scheduling.holdrule import hold_first_allowed_day
-from scheduling.models import BleedingRisk, Booking, BookingStatus, Sedation
+from scheduling.holdrule import HoldRow, hold_first_allowed_day, hold_verdict
+from scheduling.models import Booking, BookingStatus, Sedation
 
-ItemStatus = Literal["ok", "missing", "failed", "not_required"]
+ItemStatus = Literal["ok", "missing", "failed", "not_required", "overridden"]
 OK: ItemStatus = "ok"
 MISSING: ItemStatus = "missing"
 FAILED: ItemStatus = "failed"
 NOT_REQUIRED: ItemStatus = "not_required"
-PASSING: frozenset[str] = frozenset({OK, NOT_REQUIRED})
+# Overridden when it was booked: a physician or an administrator decided, with a reason.
+OVERRIDDEN: ItemStatus = "overridden"
+PASSING: frozenset[str] = frozenset({OK, NOT_REQUIRED, OVERRIDDEN})
 
 # Statuses at or past the gate: their readiness is what the gate decided, not a fresh look.
 PAST_THE_GATE = frozenset(
@@ -41,7 +43,6 @@ PAST_THE_GATE = frozenset(
         BookingStatus.DISCHARGED,
     }
 )
-HOLD_RISKS = frozenset({BleedingRisk.HIGH, BleedingRisk.INTERMEDIATE})
 PREGNANCY_OK = frozenset({PregnancyStatus.NEGATIVE, PregnancyStatus.NOT_APPLICABLE})
 
 
@@ -150,30 +151,43 @@ def _escort(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
 
 
 def _holds(booking: Booking, holds: Sequence[MedicationHold], case_day: date, today: date) -> ChecklistItem:
+    """The booking rule's hold verdict, on the day: the same function with today's records."""
     label = "Anticoagulant and antiplatelet holds"
-    if booking.procedure_type.bleeding_risk not in HOLD_RISKS:
-        return ChecklistItem("holds", label, NOT_REQUIRED, "Low bleeding risk; no hold needed.")
-    if not holds:
+    risk = booking.procedure_type.bleeding_risk
+    rows = [HoldRow.of(hold) for hold in holds]
+    applying = [row for row in rows if row.days_for(risk) > 0]
+    if not applying:
+        if rows or risk == BleedingRisk.LOW:
+            return ChecklistItem("holds", label, NOT_REQUIRED, "No hold needed at this procedure's bleeding risk.")
         return ChecklistItem("holds", label, OK, "No anticoagulant or antiplatelet to hold.")
-    short: list[tuple[date, str]] = []
-    for hold in holds:
-        first_allowed = hold_first_allowed_day(hold.last_dose_on, hold.hold_days, today)
-        if hold.last_dose_on is None:
-            short.append((first_allowed, f"{hold.medication}: no last dose recorded"))
-        elif (case_day - hold.last_dose_on).days - 1 < hold.hold_days:
-            short.append(
-                (
-                    first_allowed,
-                    f"{hold.medication}: last dose {hold.last_dose_on.isoformat()}, needs {hold.hold_days} days",
-                )
-            )
-    if short:
-        earliest = max(day for day, _ in short)
-        reasons = "; ".join(text for _, text in short)
+    verdict = hold_verdict(rows, risk, today)
+    if not verdict.blocks(case_day):
+        return ChecklistItem("holds", label, OK, "Every hold is complete.")
+    if booking.anticoagulant_override_at is not None:
+        by = booking.anticoagulant_override_by
+        who = f" by {by.get_username()}" if by is not None else ""
         return ChecklistItem(
-            "holds", label, FAILED, f"{reasons}. First date the case may take place: {earliest.isoformat()}."
+            "holds",
+            label,
+            OVERRIDDEN,
+            f"Booked inside the hold{who}: {booking.anticoagulant_override_reason}",
         )
-    return ChecklistItem("holds", label, OK, "Every hold is complete.")
+    short = []
+    for row in applying:
+        days = row.days_for(risk)
+        if hold_first_allowed_day(row.last_dose_on, days, today) <= case_day:
+            continue
+        if row.last_dose_on is None:
+            short.append(f"{row.medication}: no last dose recorded")
+        else:
+            short.append(f"{row.medication}: last dose {row.last_dose_on.isoformat()}, needs {days} days")
+    assert verdict.first_day is not None
+    return ChecklistItem(
+        "holds",
+        label,
+        FAILED,
+        f"{'; '.join(short)}. First date the case may take place: {verdict.first_day.isoformat()}.",
+    )
 
 
 def _labs(
@@ -307,7 +321,7 @@ def load_readiness_many(bookings: Sequence[Booking]) -> dict[int, ReadinessInput
     patient_ids = {b.patient_id for b in bookings}
     checklists = {c.booking_id: c for c in CaseChecklist.objects.filter(booking_id__in=booking_ids)}
     holds: dict[int, list[MedicationHold]] = defaultdict(list)
-    for hold in MedicationHold.objects.filter(patient_id__in=patient_ids).order_by("medication", "id"):
+    for hold in MedicationHold.objects.filter(patient_id__in=patient_ids).select_related("drug").order_by("id"):
         holds[hold.patient_id].append(hold)
     labs: dict[int, list[LabResult]] = defaultdict(list)
     for lab in LabResult.objects.filter(patient_id__in=patient_ids, test__in=LabTest.values).order_by("-taken_at"):

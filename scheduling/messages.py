@@ -14,8 +14,9 @@ from django.utils import timezone
 from outbox.models import Channel, Notification
 from outbox.registry import Message, NothingToSend, register
 from rooms.models import Downtime, Site
+from scheduling.holdrule import HoldRow, stop_notices
 from scheduling.kinds import SchedulingMessage
-from scheduling.models import ACTIVE_STATUSES, BleedingRisk, Booking, BookingStatus, LegRole, Sedation
+from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus, LegRole, Sedation
 from scheduling.services.downtime import downtime_span
 from scheduling.services.reminders import ON_THE_LIST, discharged_on, local_midnight
 from staff.models import Credential
@@ -63,11 +64,18 @@ def _patient_reminder(notification: Notification, now: datetime) -> Message:
         lines = [f"{site.name}: your {booking.procedure_type.name} is on {when(booking.starts_at, zone)}."]
         if _needs_escort(booking):
             lines.append("You will not be allowed to drive: arrange a responsible adult to take you home.")
-        if booking.procedure_type.bleeding_risk == BleedingRisk.HIGH:
-            day = booking.starts_at.astimezone(zone).date()
-            for hold in patient.medication_holds.all():
-                last_dose = day - timedelta(days=hold.hold_days + 1)
-                lines.append(f"Take your last dose of {hold.medication} on {last_dose:%A %d %B} at the latest.")
+        case_day = booking.starts_at.astimezone(zone).date()
+        today = now.astimezone(zone).date()
+        holds = [HoldRow.of(hold) for hold in patient.medication_holds.select_related("drug")]
+        for notice in stop_notices(holds, booking.procedure_type.bleeding_risk, case_day):
+            name = notice.hold.medication
+            if notice.last_dose_day >= today:
+                lines.append(
+                    f"Take your last dose of {name} on {notice.last_dose_day:%A %d %B} at the latest; check with "
+                    "the doctor who prescribes it before you stop."
+                )
+            else:
+                lines.append(f"Do not take {name} again before your procedure unless the clinic tells you otherwise.")
         if booking.sedation != Sedation.LOCAL:
             lines.append(
                 f"Eat nothing for {site.npo_solids_hours} hours before your procedure; clear liquids are fine "

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from patients.models import Patient
+from patients.models import BleedingRisk, Patient
 from rooms.models import Capability, EquipmentKind
 from scheduling.legroles import LEG_ROLES, PROCEDURE_STAFF_ROLES, RESOURCE_COLUMNS, LegRole
 
@@ -19,12 +19,6 @@ class Sedation(models.TextChoices):
     MODERATE = "moderate", "Moderate sedation"
     MAC = "mac", "Monitored anesthesia care"
     GENERAL = "general", "General anesthesia"
-
-
-class BleedingRisk(models.TextChoices):
-    LOW = "low", "Low"
-    INTERMEDIATE = "intermediate", "Intermediate"
-    HIGH = "high", "High"
 
 
 # Which resource column each leg role fills.
@@ -157,6 +151,12 @@ class Booking(models.Model):
     recovery_started_at = models.DateTimeField(null=True, blank=True)
     ready_for_discharge_at = models.DateTimeField(null=True, blank=True)
     discharged_at = models.DateTimeField(null=True, blank=True)
+    # A physician's or administrator's decision to book inside an anticoagulant hold.
+    anticoagulant_override_reason = models.CharField(max_length=255, blank=True)
+    anticoagulant_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    anticoagulant_override_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import NotPermitted
 from core.roles import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
 
 EVERYONE = frozenset(ALL_ROLES)
@@ -18,6 +19,9 @@ CONFIGURERS = frozenset({ADMIN})
 AVAILABILITY_EDITORS = frozenset({ADMIN, SCHEDULER})
 SEARCHERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN})
 BOOKERS = frozenset({ADMIN, SCHEDULER})
+# A physician books and moves their own cases (as the case's physician), e.g. to override an
+# anticoagulant hold; schedulers and admins book any case.
+OWN_CASE_BOOKERS = frozenset({PHYSICIAN})
 PATIENT_REGISTRARS = frozenset({ADMIN, SCHEDULER})
 MEDICATION_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
 CLINICAL_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
@@ -99,3 +103,17 @@ def may_read_daily_list(user: Any, physician: Any) -> bool:
     if may(user, DAILY_LIST_OF_ANYONE):
         return True
     return may(user, frozenset({PHYSICIAN})) and getattr(user, "staff_member", None) == physician
+
+
+def booking_pins(user: Any, pins: dict[str, int]) -> dict[str, int]:
+    """The pins a user may book with: a scheduler's or admin's as given; a physician's with
+    themself as the case's physician. Raises NotPermitted for anyone else, or for a physician
+    naming another physician."""
+    if may(user, BOOKERS):
+        return pins
+    member = getattr(user, "staff_member", None)
+    if may(user, OWN_CASE_BOOKERS) and member is not None:
+        if pins.get("physician", member.pk) != member.pk:
+            raise NotPermitted("A physician books their own cases only.")
+        return {**pins, "physician": member.pk}
+    raise NotPermitted("Your role does not allow booking.")

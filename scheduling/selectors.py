@@ -46,7 +46,9 @@ def booking_rows_visible_to(user: Any) -> QuerySet[Booking]:
 
 
 def bookings_with_legs() -> QuerySet[Booking]:
-    return Booking.objects.select_related("patient", "procedure_type", "site").prefetch_related(
+    return Booking.objects.select_related(
+        "patient", "procedure_type", "site", "anticoagulant_override_by"
+    ).prefetch_related(
         Prefetch("legs", queryset=Allocation.objects.select_related("room", "equipment", "staff", "bay", "patient"))
     )
 
@@ -63,6 +65,14 @@ def patients_visible_to(user: Any) -> QuerySet[Patient]:
     legs = own_case_legs(user)
     patients = Patient.objects.all()
     return patients if legs is None else patients.filter(pk__in=legs.values("booking__patient_id"))
+
+
+def patients_bookable_by(user: Any) -> QuerySet[Patient]:
+    """Patients a user may open a case for: any, for the roles that book (a physician books
+    their own cases, which is how a patient becomes theirs); none otherwise."""
+    if policy.may(user, policy.BOOKERS | policy.OWN_CASE_BOOKERS):
+        return Patient.objects.all()
+    return Patient.objects.none()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import redis
 import time_machine
 from django.db import connection
 
-from patients.models import Patient
+from patients.drugs import install_default_drugs
+from patients.models import Drug, Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling.catalogue import install_default_catalogue
 from scheduling.models import Allocation, ProcedureType
@@ -142,6 +143,7 @@ class Clinic:
 def build_clinic() -> Clinic:
     # Transactional tests flush the tables, data migrations included.
     install_default_catalogue(ProcedureType)
+    install_default_drugs(Drug)
     site = f.SiteFactory(name="Main", code="main")
     for weekday in range(5):
         f.OpeningHoursFactory(site=site, weekday=weekday, opens_at=dt.time(7), closes_at=dt.time(18))

@@ -5,7 +5,7 @@ import datetime as dt
 import factory
 from django.contrib.auth.models import Group, User
 
-from patients.models import Patient
+from patients.models import Drug, Patient
 from rooms.models import Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from staff.models import Credential, Shift, StaffMember
 
@@ -119,3 +119,8 @@ class UserFactory(factory.django.DjangoModelFactory):
                 self.groups.add(group)
         if create:
             self.save()
+
+
+def drug(code: str) -> Drug:
+    """A drug of the default list (installed by migration, and again by the test clinic)."""
+    return Drug.objects.get(code=code)

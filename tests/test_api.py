@@ -39,6 +39,16 @@ def booking_body(clinic, start=NINE, **extra):
     return body
 
 
+def test_a_physician_books_only_as_the_case_s_own_physician(clinic, clients):
+    other = post(clients["physician"], "/api/v1/bookings/", booking_body(clinic, physician=clinic.physicians[1].pk))
+    assert other.status_code == 403, other.json()
+    assert Booking.objects.count() == 0
+    mine = post(clients["physician"], "/api/v1/bookings/", booking_body(clinic))
+    assert mine.status_code == 201, mine.json()
+    physician = next(leg for leg in mine.json()["legs"] if leg["role"] == "physician")
+    assert physician["resource"]["id"] == clinic.physicians[0].pk
+
+
 def book(clinic, start=NINE, patient=0, **resources):
     return booking_create(
         request=CaseRequest(
@@ -95,7 +105,7 @@ def test_token_attempts_are_throttled(clinic, users, settings):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("admin", 201), ("scheduler", 201), ("physician", 403), ("nurse", 403), ("tech", 403), ("outsider", 403)],
+    [("admin", 201), ("scheduler", 201), ("physician", 201), ("nurse", 403), ("tech", 403), ("outsider", 403)],
 )
 def test_who_may_book(clinic, clients, persona, expected):
     response = post(clients[persona], "/api/v1/bookings/", booking_body(clinic))

@@ -18,6 +18,7 @@ from scheduling.rules.inputs import legs_sql
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import TimeOff
 from tests.conftest import MONDAY, Clinic, local, overlapping_active_legs
+from tests.factories import drug
 
 WEEK_END = MONDAY + dt.timedelta(days=6)
 
@@ -132,12 +133,8 @@ def test_staff_time_off_and_shift_end_are_respected(clinic):
 
 def test_high_risk_case_waits_for_the_longest_anticoagulant_hold(clinic):
     patient = clinic.patients[0]
-    MedicationHold.objects.create(
-        patient=patient, medication="clopidogrel", hold_days=7, last_dose_on=dt.date(2027, 1, 10)
-    )
-    MedicationHold.objects.create(
-        patient=patient, medication="apixaban", hold_days=3, last_dose_on=dt.date(2027, 1, 10)
-    )
+    MedicationHold.objects.create(patient=patient, drug=drug("clopidogrel"), last_dose_on=dt.date(2027, 1, 10))
+    MedicationHold.objects.create(patient=patient, drug=drug("apixaban"), last_dose_on=dt.date(2027, 1, 10))
     [slot] = search(clinic, count=1, patient=patient, date_to=MONDAY + dt.timedelta(days=13))
     # Last dose on the 10th, seven whole days without it: the 18th is the first possible day.
     assert slot.start == local(dt.date(2027, 1, 18), 8)
@@ -351,12 +348,12 @@ def test_reason_resource_booked(clinic):
 
 def test_reason_anticoagulant_hold_and_past(clinic):
     patient = clinic.patients[0]
-    MedicationHold.objects.create(patient=patient, medication="warfarin", hold_days=5, last_dose_on=dt.date(2027, 1, 9))
+    MedicationHold.objects.create(patient=patient, drug=drug("warfarin"), last_dose_on=dt.date(2027, 1, 9))
     [problem] = reasons(clinic, local(MONDAY, 9), patient=patient)
     assert problem.code == "anticoagulant_hold"
     assert (
         problem.message
-        == "The patient's warfarin hold runs until 2027-01-14; a high-bleeding-risk case can start on 2027-01-15."
+        == "The patient's Warfarin hold runs until 2027-01-14; a high-bleeding-risk case can start on 2027-01-15."
     )
     assert [p.code for p in reasons(clinic, local(dt.date(2026, 12, 28), 9))] == ["starts_in_past"]
 

@@ -48,7 +48,7 @@ def refused(clinic: Clinic, **kwargs) -> list[str]:
 
 
 def test_create_writes_every_leg_at_its_offset_and_an_audit_record(clinic):
-    user = f.UserFactory(username="sched")
+    user = f.UserFactory(username="sched", groups=["scheduler"])
     booking = create(clinic, actor=user, levels=2)
 
     legs = {leg.role: leg for leg in booking.legs.all()}

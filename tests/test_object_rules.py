@@ -22,6 +22,7 @@ from scheduling.services.bookings import booking_cancel, booking_create, booking
 from tests import factories as f
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import MONDAY, NOW, local
+from tests.factories import drug
 from tests.test_workflow import record_ready, set_status
 
 pytestmark = pytest.mark.django_db
@@ -90,12 +91,12 @@ def own_case(clinic):
 
 def test_a_physician_cannot_create_a_hold_for_someone_elses_patient(clinic, clients, own_case):
     stranger = clinic.patients[5]
-    body = {"patient": stranger.pk, "medication": "warfarin", "hold_days": 5, "last_dose_on": "2027-01-03"}
+    body = {"patient": stranger.pk, "drug": "warfarin", "last_dose_on": "2027-01-03"}
     refused = post(clients["physician"], "/api/v1/medication-holds/", body)
     assert refused.status_code == 400
     assert list(refused.json()["errors"]) == ["patient"]
     assert MedicationHold.objects.count() == 0
-    assert not audit_rows("medicationhold.create")
+    assert not audit_rows("medication_hold.create")
     # The same words as for an id that does not exist: "not yours" is not told apart.
     unknown = post(clients["physician"], "/api/v1/medication-holds/", {**body, "patient": 99999})
     assert unknown.status_code == 400
@@ -108,7 +109,7 @@ def test_a_physician_cannot_create_a_hold_for_someone_elses_patient(clinic, clie
 
 @pytest.mark.parametrize("persona", CLINICAL_WRITERS)
 def test_front_desk_nurses_and_admins_write_holds_for_any_patient(clinic, clients, persona):
-    body = {"patient": clinic.patients[7].pk, "medication": "clopidogrel", "hold_days": 7, "last_dose_on": None}
+    body = {"patient": clinic.patients[7].pk, "drug": "clopidogrel", "last_dose_on": None}
     response = post(clients[persona], "/api/v1/medication-holds/", body)
     assert response.status_code == 201
     assert MedicationHold.objects.get().patient_id == clinic.patients[7].pk
@@ -116,13 +117,13 @@ def test_front_desk_nurses_and_admins_write_holds_for_any_patient(clinic, client
 
 @pytest.mark.parametrize(("persona", "expected"), [("tech", 403), ("outsider", 403)])
 def test_techs_and_outsiders_write_no_holds(clinic, clients, own_case, persona, expected):
-    body = {"patient": own_case.patient_id, "medication": "warfarin", "hold_days": 5}
+    body = {"patient": own_case.patient_id, "drug": "warfarin"}
     assert post(clients[persona], "/api/v1/medication-holds/", body).status_code == expected
     assert MedicationHold.objects.count() == 0
 
 
 def test_a_physician_cannot_move_a_hold_to_someone_elses_patient(clinic, clients, own_case):
-    hold = MedicationHold.objects.create(patient=own_case.patient, medication="warfarin", hold_days=5)
+    hold = MedicationHold.objects.create(patient=own_case.patient, drug=drug("warfarin"))
     response = clients["physician"].patch(
         f"/api/v1/medication-holds/{hold.pk}/", {"patient": clinic.patients[5].pk}, format="json"
     )
@@ -130,11 +131,11 @@ def test_a_physician_cannot_move_a_hold_to_someone_elses_patient(clinic, clients
     assert list(response.json()["errors"]) == ["patient"]
     hold.refresh_from_db()
     assert hold.patient_id == own_case.patient_id
-    assert not audit_rows("medicationhold.update")
+    assert not audit_rows("medication_hold.update")
 
 
 def test_a_physician_cannot_read_change_or_delete_a_hold_of_someone_elses_patient(clinic, clients, own_case):
-    theirs = MedicationHold.objects.create(patient=clinic.patients[5], medication="apixaban", hold_days=2)
+    theirs = MedicationHold.objects.create(patient=clinic.patients[5], drug=drug("apixaban"), hold_days=2)
     url = f"/api/v1/medication-holds/{theirs.pk}/"
     assert clients["physician"].get(url).status_code == 404
     changed = clients["physician"].patch(url, {"patient": own_case.patient_id, "hold_days": 0}, format="json")
@@ -142,7 +143,7 @@ def test_a_physician_cannot_read_change_or_delete_a_hold_of_someone_elses_patien
     assert clients["physician"].delete(url).status_code == 404
     theirs.refresh_from_db()
     assert (theirs.patient_id, theirs.hold_days) == (clinic.patients[5].pk, 2)
-    assert not AuditEvent.objects.filter(action__startswith="medicationhold.").exists()
+    assert not AuditEvent.objects.filter(action__startswith="medication_hold.").exists()
     assert not audit_rows("medication_hold.read")
 
 
@@ -162,7 +163,7 @@ def reasons(client, **params):
 def test_a_physician_learns_nothing_about_someone_elses_patient(clinic, clients, own_case, ask):
     stranger = clinic.patients[5]
     # What would leak: the stranger's anticoagulant and their other case.
-    MedicationHold.objects.create(patient=stranger, medication="warfarin", hold_days=5)
+    MedicationHold.objects.create(patient=stranger, drug=drug("warfarin"))
     f.CredentialFactory(staff=clinic.physicians[1], procedure_code="VP")
     book(clinic, start=local(MONDAY, 13), patient=5, physician=clinic.physicians[1], rad_tech=clinic.techs[1])
     before = AuditEvent.objects.count()
@@ -208,7 +209,7 @@ def test_roles_without_search_are_refused_before_the_patient_is_looked_at(clinic
 def test_a_physician_moved_off_a_case_loses_it_and_its_patient_everywhere(clinic, clients, own_case):
     physician = clients["physician"]
     patient = own_case.patient
-    hold = MedicationHold.objects.create(patient=patient, medication="warfarin", hold_days=5)
+    hold = MedicationHold.objects.create(patient=patient, drug=drug("warfarin"))
     alert = Alert.objects.create(site=clinic.site, booking=own_case, kind="recovery_clash", message="Late.")
     lab = {"patient": patient.pk, "test": "inr", "value": "1.0", "taken_at": "2027-01-04T10:00:00Z"}
     study = {"patient": patient.pk, "modality": "ct", "performed_on": "2027-01-03"}
@@ -244,7 +245,7 @@ def test_a_physician_moved_off_a_case_loses_it_and_its_patient_everywhere(clinic
     assert physician.get("/api/v1/imaging-studies/", {"patient": patient.pk}).json()["count"] == 0
     # and writes are refused, with nothing written.
     writes = [
-        post(physician, "/api/v1/medication-holds/", {"patient": patient.pk, "medication": "x", "hold_days": 1}),
+        post(physician, "/api/v1/medication-holds/", {"patient": patient.pk, "drug": "x", "hold_days": 1}),
         physician.patch(f"/api/v1/medication-holds/{hold.pk}/", {"hold_days": 0}, format="json"),
         physician.patch(f"{case}checklist/", {"allergies_reviewed": True}, format="json"),
         post(physician, "/api/v1/lab-results/", lab),
@@ -256,7 +257,7 @@ def test_a_physician_moved_off_a_case_loses_it_and_its_patient_everywhere(clinic
     counts_after = (MedicationHold.objects.count(), LabResult.objects.count() - 1, ImagingStudy.objects.count() - 1)
     assert counts_after == counts
     hold.refresh_from_db()
-    assert hold.hold_days == 5
+    assert hold.hold_days is None
     assert not CaseChecklist.objects.exists()
     own_case.refresh_from_db()
     assert own_case.status == "scheduled"
@@ -309,8 +310,8 @@ def test_a_tech_reading_a_physicians_daily_list_sees_only_their_own_cases(clinic
 
 
 def test_reading_medication_holds_is_audited_with_ids_only(clinic, clients, users, own_case):
-    first = MedicationHold.objects.create(patient=own_case.patient, medication="warfarin", hold_days=5)
-    MedicationHold.objects.create(patient=clinic.patients[3], medication="apixaban", hold_days=2)
+    first = MedicationHold.objects.create(patient=own_case.patient, drug=drug("warfarin"))
+    MedicationHold.objects.create(patient=clinic.patients[3], drug=drug("apixaban"), hold_days=2)
     listed = clients["nurse"].get("/api/v1/medication-holds/")
     assert listed.status_code == 200
     [event] = audit_rows("medication_hold.list")
@@ -354,7 +355,7 @@ def admin_client(client):
 
 def test_admin_history_and_delete_confirmation_of_a_patient_are_audited(clinic, admin_client):
     patient = clinic.patients[2]
-    MedicationHold.objects.create(patient=patient, medication="warfarin", hold_days=5)
+    MedicationHold.objects.create(patient=patient, drug=drug("warfarin"))
     base = f"/admin/patients/patient/{patient.pk}"
     assert admin_client.get(f"{base}/history/").status_code == 200
     assert admin_client.get(f"{base}/delete/").status_code == 200

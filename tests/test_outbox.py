@@ -24,6 +24,7 @@ from staff.models import Credential
 from tests import factories as f
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import MONDAY, NOW, Clinic, local
+from tests.factories import drug
 
 NINE = local(MONDAY, 9)
 TUESDAY = dt.date(2027, 1, 12)
@@ -231,9 +232,7 @@ def test_email_is_sent_once_with_its_id_in_a_header(notify):
 
 def test_the_prep_reminder_covers_driver_medicines_and_fasting(notify, sms_outbox):
     patient = notify.patients[0]
-    MedicationHold.objects.create(
-        patient=patient, medication="clopidogrel", hold_days=7, last_dose_on=dt.date(2027, 1, 3)
-    )
+    MedicationHold.objects.create(patient=patient, drug=drug("clopidogrel"), last_dose_on=dt.date(2027, 1, 3))
     booking = book(notify, start=NINE)
     message = build_message(rows(booking)["prep_reminder"], now=NOW)
 
@@ -241,7 +240,8 @@ def test_the_prep_reminder_covers_driver_medicines_and_fasting(notify, sms_outbo
     assert message.to == patient.phone
     assert "Main: your Vertebroplasty is on Monday 11 January at 09:00." in message.body
     assert "responsible adult to take you home" in message.body
-    assert "last dose of clopidogrel on Sunday 03 January" in message.body
+    # The last dose (the 3rd) is behind the patient by now: they are told not to take it again.
+    assert "Do not take Clopidogrel again before your procedure" in message.body
     assert "Eat nothing for 8 hours" in message.body
     assert "clear liquids are fine until 2 hours before" in message.body
 
@@ -507,6 +507,8 @@ def test_the_recovery_timer_task_calls_the_workflow_service(monkeypatch, frozen_
 def test_the_beat_schedule_names_real_tasks(settings):
     from config.celery import app
 
+    # What a worker does at start: import every installed app's tasks module.
+    app.loader.import_default_modules()
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert names <= set(app.tasks)
     assert app.tasks["outbox.tasks.send_notification"].acks_late is True

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
+from patients.models import Drug, ImagingStudy, LabResult, MedicationHold, Patient
 from procedure_day.models import CaseChecklist
 from procedure_day.readiness import (
     ChecklistItem,
@@ -21,6 +21,7 @@ from scheduling.models import Booking, ProcedureType
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests.conftest import MONDAY, local
+from tests.factories import drug
 
 NOW = local(MONDAY, 8, 45)
 SATURDAY = dt.date(2027, 1, 9)
@@ -185,7 +186,9 @@ def test_escort_is_required_by_sedation_or_by_the_procedure_type():
 
 
 def hold(medication: str, days: int, last_dose: dt.date | None) -> MedicationHold:
-    return MedicationHold(medication=medication, hold_days=days, last_dose_on=last_dose)
+    """A hold of a drug whose list asks ``days`` at high and intermediate risk, none at low."""
+    listed = Drug(code=medication, name=medication, hold_days_high=days, hold_days_intermediate=days, hold_days_low=0)
+    return MedicationHold(drug=listed, last_dose_on=last_dose)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +225,10 @@ def test_holds_need_enough_whole_days_without_the_drug(holds, expected):
 def test_holds_apply_to_intermediate_risk_but_not_low():
     short = [hold("clopidogrel", 7, dt.date(2027, 1, 8))]
     assert item(evaluate(case("ESI-IL"), holds=short), "holds")[0] == "failed"
-    assert item(evaluate(case("MBB"), holds=short), "holds") == ("not_required", "Low bleeding risk; no hold needed.")
+    assert item(evaluate(case("MBB"), holds=short), "holds") == (
+        "not_required",
+        "No hold needed at this procedure's bleeding risk.",
+    )
 
 
 # --- labs ---------------------------------------------------------------------------------
@@ -374,12 +380,12 @@ def vp_booking(clinic, hour: int, patient: int, bay: int) -> Booking:
 def test_the_loader_reads_a_case_in_four_queries(clinic, django_assert_num_queries):
     booking = vp_booking(clinic, 9, 0, 0)
     LabResult.objects.create(patient=booking.patient, test="inr", value=Decimal("1.1"), taken_at=local(SATURDAY, 9))
-    MedicationHold.objects.create(patient=booking.patient, medication="warfarin", hold_days=5)
+    MedicationHold.objects.create(patient=booking.patient, drug=drug("warfarin"))
     booking = Booking.objects.select_related("patient", "procedure_type", "site").get(pk=booking.pk)
     with django_assert_num_queries(4):
         inputs = load_readiness(booking)
     assert inputs.checklist is None
-    assert [h.medication for h in inputs.holds] == ["warfarin"]
+    assert [h.drug.code for h in inputs.holds] == ["warfarin"]
     assert [lab.test for lab in inputs.labs] == ["inr"]
     assert inputs.imaging == []
 

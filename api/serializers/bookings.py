@@ -121,10 +121,22 @@ class BookingCreateInput(PatientScoped, PinsInput):
     hold = serializers.BooleanField(
         default=False, help_text="Hold the resources for a few minutes instead of booking; confirm to book."
     )
+    anticoagulant_override_reason = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="A physician's or administrator's reason to book inside the patient's anticoagulant hold.",
+    )
 
 
 class RescheduleInput(PinsInput):
     start = AwareDateTimeField()
+    anticoagulant_override_reason = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="Needed to move a case to an earlier day inside the patient's anticoagulant hold.",
+    )
 
 
 class CancelInput(serializers.Serializer):
@@ -145,8 +157,22 @@ class BookingSerializer(serializers.Serializer):
     end = serializers.CharField()
     arrival = serializers.CharField()
     cancel_reason = serializers.CharField(allow_blank=True)
+    anticoagulant_override = serializers.JSONField(
+        allow_null=True, help_text="Who booked the case inside the patient's anticoagulant hold, when and why."
+    )
     patient = serializers.JSONField()
     legs = LegSerializer(many=True)
+
+
+def override_data(booking: Booking) -> dict[str, Any] | None:
+    if booking.anticoagulant_override_at is None:
+        return None
+    by = booking.anticoagulant_override_by
+    return {
+        "reason": booking.anticoagulant_override_reason,
+        "by": by.get_username() if by is not None else None,
+        "at": local_iso(booking.anticoagulant_override_at, booking.site.zone),
+    }
 
 
 def leg_data(view: LegView, zone: ZoneInfo) -> dict[str, Any]:
@@ -172,6 +198,7 @@ def booking_data(booking: Booking, role: str | None) -> dict[str, Any]:
         "end": local_iso(booking.ends_at, zone),
         "arrival": local_iso(booking.arrival_at, zone),
         "cancel_reason": booking.cancel_reason,
+        "anticoagulant_override": override_data(booking),
         "patient": patient_data(booking.patient, role),
         "legs": [leg_data(view, zone) for view in leg_views(booking)],
     }

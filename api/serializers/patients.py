@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.fields import ClinicDateField, IdField
+from rest_framework import serializers
+
+from api.fields import ClinicDateField, CodeField, IdField
 from api.serializers.common import ClinicModelSerializer, PatientScoped
 from core.validators import FIRST_BIRTH_YEAR
-from patients.models import MedicationHold, Patient
+from patients.models import BleedingRisk, Drug, MedicationHold, Patient
 from scheduling.policy import FRONT_DESK_PATIENT_FIELDS, patient_fields_of_role
 
 
@@ -30,12 +32,39 @@ class PatientSerializer(ClinicModelSerializer):
                     self.fields.pop(name)
 
 
+class DrugSerializer(ClinicModelSerializer):
+    class Meta:
+        model = Drug
+        fields = [
+            "id",
+            "code",
+            "name",
+            "drug_class",
+            "hold_days_high",
+            "hold_days_intermediate",
+            "hold_days_low",
+            "guidance",
+            "is_active",
+        ]
+
+
 class MedicationHoldSerializer(PatientScoped, ClinicModelSerializer):
+    """A drug from the list (by code) the patient takes. ``hold_days`` is the patient's own
+    number where the list asks for a hold (empty: the list's days); ``days`` shows the days
+    that apply at each bleeding risk."""
+
     patient = IdField(queryset=Patient.objects.none())
+    drug = CodeField(slug_field="code", queryset=Drug.objects.filter(is_active=True))
+    medication = serializers.CharField(source="drug.name", read_only=True)
+    hold_days = serializers.IntegerField(min_value=0, max_value=60, required=False, allow_null=True)
+    days = serializers.SerializerMethodField()
 
     class Meta:
         model = MedicationHold
-        fields = ["id", "patient", "medication", "hold_days", "last_dose_on"]
+        fields = ["id", "patient", "drug", "medication", "hold_days", "last_dose_on", "days"]
+
+    def get_days(self, hold: MedicationHold) -> dict[str, int]:
+        return {risk.value: hold.days_for(risk) for risk in BleedingRisk}
 
 
 def patient_data(patient: Patient, role: str | None) -> dict[str, Any]:

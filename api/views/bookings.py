@@ -31,7 +31,7 @@ from scheduling.selectors import (
     booking_rows_visible_to,
     bookings_visible_to,
     bookings_with_legs,
-    patients_visible_to,
+    patients_bookable_by,
 )
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule, hold_confirm
 
@@ -74,14 +74,14 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     roles = {
         "list": set(policy.EVERYONE),
         "retrieve": set(policy.EVERYONE),
-        "create": set(policy.BOOKERS),
-        "reschedule": set(policy.BOOKERS),
+        "create": set(policy.BOOKERS | policy.OWN_CASE_BOOKERS),
+        "reschedule": set(policy.BOOKERS | policy.OWN_CASE_BOOKERS),
         "cancel": set(policy.BOOKERS),
         "confirm": set(policy.BOOKERS),
     }
     extra_error_statuses = {
-        "create": (409, 422),
-        "reschedule": (409, 422),
+        "create": (403, 409, 422),
+        "reschedule": (403, 409, 422),
         "cancel": (409, 422),
         "confirm": (409, 422),
     }
@@ -112,7 +112,7 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         return self._once(request, "bookings.create", None, lambda: self._create(request))
 
     def _create(self, request: Request) -> Response:
-        data_in = s.BookingCreateInput(data=request.data, patients=patients_visible_to(request.user))
+        data_in = s.BookingCreateInput(data=request.data, patients=patients_bookable_by(request.user))
         data_in.is_valid(raise_exception=True)
         data = data_in.validated_data
         case = case_request(data)
@@ -122,6 +122,7 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
                 request=case,
                 starts_at=data["start"],
                 status=BookingStatus.HOLD if data["hold"] else BookingStatus.SCHEDULED,
+                anticoagulant_override_reason=data.get("anticoagulant_override_reason"),
             )
         except SlotUnavailable as exc:
             exc.alternatives = alternatives(case, data["start"])  # type: ignore[attr-defined]
@@ -152,7 +153,13 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         data = data_in.validated_data
         pins = s.pins_from(data)
         try:
-            moved = booking_reschedule(actor=request.user, booking=booking, starts_at=data["start"], pins=pins)
+            moved = booking_reschedule(
+                actor=request.user,
+                booking=booking,
+                starts_at=data["start"],
+                pins=pins,
+                anticoagulant_override_reason=data.get("anticoagulant_override_reason"),
+            )
         except SlotUnavailable as exc:
             case = CaseRequest(
                 procedure_type=booking.procedure_type,

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.fields import ClinicDateField, IdField, local_iso
+from api.serializers.bookings import override_data
 from api.serializers.patients import patient_data
 from api.views.common import audit_patients_read
 from core.roles import primary_role
@@ -50,6 +51,7 @@ def case_row(case: DailyCase, role: str | None) -> dict[str, Any]:
         "sedation_staff": name("sedation_nurse") or name("anesthesia"),
         "recovery_bay": name("recovery_bay"),
         "readiness": case.readiness.as_dict(),
+        "anticoagulant_override": override_data(booking),
         "patient": patient,
         "escort": {"name": patient.get("escort_name"), "phone": patient.get("escort_phone")}
         if "escort_name" in patient

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.serializers.patients import MedicationHoldSerializer, PatientSerializer
+from api.serializers.patients import DrugSerializer, MedicationHoldSerializer, PatientSerializer
 from api.views.common import READ, audit_patients_read, role_map
 from api.views.reference import ReferenceViewSet
 from core.roles import primary_role
-from patients.models import MedicationHold, Patient
+from patients.models import Drug, MedicationHold, Patient
 from scheduling import policy
 from scheduling.selectors import patients_visible_to
+from scheduling.services.medication import medication_hold_create, medication_hold_delete, medication_hold_update
 
 
 class PatientViewSet(ReferenceViewSet):
@@ -52,11 +54,26 @@ class MedicationHoldViewSet(ReferenceViewSet):
     roles = role_map(policy.MEDICATION_RECORDERS, policy.MEDICATION_RECORDERS)
 
     def get_queryset(self) -> QuerySet[MedicationHold]:
-        return MedicationHold.objects.filter(patient__in=patients_visible_to(self.request.user)).order_by("id")
+        return (
+            MedicationHold.objects.filter(patient__in=patients_visible_to(self.request.user))
+            .select_related("drug")
+            .order_by("id")
+        )
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("context", self.get_serializer_context())
         return MedicationHoldSerializer(*args, patients=patients_visible_to(self.request.user), **kwargs)
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = medication_hold_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        assert serializer.instance is not None
+        fields = {k: v for k, v in serializer.validated_data.items() if k != "patient"}
+        serializer.instance = medication_hold_update(actor=self.request.user, hold=serializer.instance, **fields)
+
+    def perform_destroy(self, instance: Any) -> None:
+        medication_hold_delete(actor=self.request.user, hold=instance)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().list(request, *args, **kwargs)
@@ -70,3 +87,12 @@ class MedicationHoldViewSet(ReferenceViewSet):
             request, "medication_hold.read", [response.data["patient"]], medication_hold=response.data["id"]
         )
         return response
+
+
+class DrugViewSet(ReferenceViewSet):
+    """The anticoagulants and antiplatelets a hold may name, with their days per bleeding risk."""
+
+    queryset = Drug.objects.all()
+    serializer_class = DrugSerializer
+    filterset_fields = ["drug_class", "is_active"]
+    roles = role_map(policy.EVERYONE, policy.CONFIGURERS)

@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 
-from patients.models import MedicationHold
+from patients.models import Drug, MedicationHold
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
+from scheduling.holdrule import HoldRow
 from scheduling.models import Allocation
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
@@ -359,14 +360,6 @@ class BusyLeg:
 
 
 @dataclass
-class HoldRow:
-    id: int
-    medication: str
-    hold_days: int
-    last_dose_on: date | None
-
-
-@dataclass
 class Window:
     """Everything time-bound the rules read for one span, by resource."""
 
@@ -461,8 +454,10 @@ def load_window(
     params += [*staff_ids, hi, lo]
 
     holds = (
-        f"SELECT 'hold', id, CAST(hold_days AS BIGINT), medication, NULL, {NULL_ID}, {NULL_ID}, {NULL_ID}, "
-        f"CAST(last_dose_on AS TEXT) FROM {_t(MedicationHold._meta.db_table)} WHERE patient_id = %s"
+        f"SELECT 'hold', h.id, CAST(h.hold_days AS BIGINT), d.name, d.code, CAST(d.hold_days_high AS BIGINT), "
+        "CAST(d.hold_days_intermediate AS BIGINT), CAST(d.hold_days_low AS BIGINT), CAST(h.last_dose_on AS TEXT) "
+        f"FROM {_t(MedicationHold._meta.db_table)} h JOIN {_t(Drug._meta.db_table)} d ON d.id = h.drug_id "
+        "WHERE h.patient_id = %s"
     )
     params.append(patient_id if patient_id is not None else -1)
 
@@ -482,5 +477,6 @@ def load_window(
         elif kind in ("downtime", "time_off"):
             window.blocks[(column, b)].append(Block(kind, (column, b), int(s), int(e), text or ""))
         else:
-            window.holds.append(HoldRow(a, column, int(b), parse_date(last)))
+            override = int(b) if b is not None else None
+            window.holds.append(HoldRow(a, text, column, int(s), int(e), int(x), override, parse_date(last)))
     return window

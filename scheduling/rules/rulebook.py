@@ -28,7 +28,7 @@ Times are integer minutes since the epoch; nothing here queries the database.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -41,15 +41,14 @@ from core.timewindows import expand_weekly
 from rooms.models import DowntimeReason
 from scheduling.availability import engine
 from scheduling.guard import lock_keys
-from scheduling.holdrule import hold_first_allowed_day
+from scheduling.holdrule import HoldVerdict, hold_verdict
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.legs import LegSpec
-from scheduling.models import BleedingRisk, Sedation
+from scheduling.models import Sedation
 from scheduling.request import CaseRequest
 from scheduling.rules.inputs import (
     Block,
     BusyLeg,
-    HoldRow,
     Inventory,
     ResourceRow,
     SiteRow,
@@ -115,31 +114,6 @@ class ResourceState:
 
     def free(self) -> list[engine.Span]:
         return engine.subtract(self.working, ((s, e) for s, e, _ in self.blocks))
-
-
-@dataclass(frozen=True)
-class HoldVerdict:
-    """The first day the case may take place under the patient's holds, and the hold that
-    sets it; ``first_day`` is None when no hold applies."""
-
-    first_day: date | None = None
-    hold: HoldRow | None = None
-
-    def blocks(self, day: date) -> bool:
-        return self.first_day is not None and day < self.first_day
-
-
-def hold_verdict(holds: Sequence[HoldRow], bleeding_risk: str, today: date) -> HoldVerdict:
-    """The one rule for anticoagulant and antiplatelet holds: a high-bleeding-risk case may not
-    take place before every hold the patient needs has run its days."""
-    if bleeding_risk != BleedingRisk.HIGH:
-        return HoldVerdict()
-    best = HoldVerdict()
-    for hold in holds:
-        first = hold_first_allowed_day(hold.last_dose_on, hold.hold_days, today)
-        if best.first_day is None or first > best.first_day:
-            best = HoldVerdict(first, hold)
-    return best
 
 
 @dataclass

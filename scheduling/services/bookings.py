@@ -18,9 +18,11 @@ from django.utils import timezone
 from core import metrics
 from core.audit import audit_record
 from core.dates import require_aware
-from core.errors import BookingInvalid, InvalidTransition, Problem, SlotUnavailable
+from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, Problem, SlotUnavailable
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
+from scheduling import policy
 from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
+from scheduling.holdrule import HoldRow
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
 from scheduling.request import CaseRequest
@@ -31,6 +33,7 @@ from scheduling.services.holds import hold_expiry, holds_release_expired
 from scheduling.services.reminders import reminders_schedule, reminders_withdraw
 from staff.models import StaffMember
 
+OVERRIDE_REASON_MAX = Booking._meta.get_field("anticoagulant_override_reason").max_length or 255
 RESCHEDULABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED})
 CANCELLABLE = frozenset({BookingStatus.HOLD, BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN, BookingStatus.READY})
 
@@ -179,15 +182,24 @@ def booking_create(
     starts_at: datetime,
     status: str = BookingStatus.SCHEDULED,
     allow_past: bool = False,
+    anticoagulant_override_reason: str | None = None,
 ) -> Booking:
     """Book a case. Resources the request pins are checked by every rule; the availability
     engine picks the rest, inside this transaction and under its locks.
 
+    A start inside the patient's anticoagulant or antiplatelet hold is refused unless
+    ``anticoagulant_override_reason`` is given by a role the policy lets override (a physician
+    or an administrator); the override is kept on the case and audited. A reason given for a
+    start no hold touches overrides nothing and is not stored.
+
     Reads the inventory before the transaction; in it, advisory-locks every resource the case
     could use (on SQLite the IMMEDIATE transaction holds the write lock), reads the window, and
     writes the booking, its legs, its audit record and its reminders: one insert each.
+    ``actor`` None is the system (the demo seed); a physician books as the case's physician
+    (``policy.booking_pins``).
     Raises BookingInvalid (a rule, with every problem), SlotUnavailable (other cases hold what
-    it needs) or UnknownReference (a pinned id that does not exist); nothing is written then.
+    it needs), UnknownReference (a pinned id that does not exist), NotPermitted or
+    OverrideNotPermitted (the role); nothing is written then.
     Returns the booking with its legs and their resources, its site, patient and procedure.
     """
     if status not in (BookingStatus.HOLD, BookingStatus.SCHEDULED):
@@ -200,9 +212,12 @@ def booking_create(
         )
     if request.patient is None:
         raise BookingInvalid([Problem("patient_missing", "Name the patient.", field="patient")])
+    override = override_reason(actor, anticoagulant_override_reason)
+    if actor is not None:
+        request = request.pinning(**policy.booking_pins(actor, dict(request.pins)))
     now = timezone.now()
     lo, hi = window_bounds(request.legs, to_min(starts_at))
-    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, allow_past=allow_past)
+    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, allow_past=allow_past, hold_override=bool(override))
     written: Written | None = None
     try:
         with transaction.atomic():
@@ -211,7 +226,8 @@ def booking_create(
             if isinstance(decision, Decision):
                 written = _written(rulebook, decision, starts_at)
                 _sweep_if_needed(rulebook, written, now)
-                booking = _insert(actor, request, written, status=status, now=now)
+                booking = _insert(actor, request, written, status=status, now=now, holds=rulebook.window.holds)
+                _record_override(actor, booking, rulebook, written, override, now=now)
     except DatabaseError as exc:
         # Another writer skipped the locks and won; its legs are committed now.
         if written is None or not is_lost_race(exc):
@@ -224,7 +240,75 @@ def booking_create(
     return booking
 
 
-def _insert(actor: Any, request: CaseRequest, written: Written, *, status: str, now: datetime) -> Booking:
+def override_reason(actor: Any, reason: str | None) -> str:
+    """A stripped override reason, refused for a role that may not override."""
+    text = (reason or "").strip()
+    if not text:
+        return ""
+    if not policy.may_override(actor):
+        raise OverrideNotPermitted(
+            "Only a physician or an administrator may book inside an anticoagulant hold.",
+            details={"override": "anticoagulant"},
+        )
+    if len(text) > OVERRIDE_REASON_MAX:
+        raise BookingInvalid(
+            [
+                Problem(
+                    "override_reason_too_long",
+                    f"Keep the override reason to {OVERRIDE_REASON_MAX} characters.",
+                    field="anticoagulant_override_reason",
+                )
+            ]
+        )
+    return text
+
+
+def _record_override(
+    actor: Any,
+    booking: Booking,
+    rulebook: Rulebook,
+    written: Written,
+    reason: str,
+    *,
+    now: datetime,
+    keep: bool = False,
+) -> None:
+    """Keep a new override on the case, and audit it, when the hold it overrides was in the
+    way; ``keep`` leaves the override the case already carries; one that no longer applies (a
+    case moved out of the hold) is cleared."""
+    site = written.site
+    verdict = rulebook.hold_verdict_at(site)
+    inside = verdict.blocks(booking.starts_at.astimezone(site.zone).date())
+    fields = ["anticoagulant_override_reason", "anticoagulant_override_by", "anticoagulant_override_at"]
+    if inside and keep:
+        return
+    if inside and reason:
+        assert verdict.hold is not None
+        assert verdict.first_day is not None
+        booking.anticoagulant_override_reason = reason
+        booking.anticoagulant_override_by = actor if getattr(actor, "is_authenticated", False) else None
+        booking.anticoagulant_override_at = now
+        booking.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="booking.anticoagulant_override",
+            obj=booking,
+            details={
+                "hold": verdict.hold.id,
+                "drug": verdict.hold.drug_code,
+                "earliest_date": verdict.first_day.isoformat(),
+            },
+        )
+    elif not inside and booking.anticoagulant_override_at is not None:
+        booking.anticoagulant_override_reason = ""
+        booking.anticoagulant_override_by = None
+        booking.anticoagulant_override_at = None
+        booking.save(update_fields=fields)
+
+
+def _insert(
+    actor: Any, request: CaseRequest, written: Written, *, status: str, now: datetime, holds: list[HoldRow]
+) -> Booking:
     start, end, arrival = written.span()
     booking = Booking(
         patient=request.patient,
@@ -254,7 +338,7 @@ def _insert(actor: Any, request: CaseRequest, written: Written, *, status: str, 
         },
     )
     # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
-    reminders_schedule(booking=booking, now=now, new=True)
+    reminders_schedule(booking=booking, now=now, new=True, holds=holds)
     return booking
 
 
@@ -281,15 +365,20 @@ def booking_reschedule(
     starts_at: datetime,
     pins: dict[str, int] | None = None,
     allow_past: bool = False,
+    anticoagulant_override_reason: str | None = None,
 ) -> Booking:
     """Move a hold or scheduled case to ``starts_at``, exactly as a new booking would be placed:
     a resource the caller pins is checked by every rule, and the engine picks the rest,
     preferring each resource the case already holds where it is still free. The case's own legs
     do not block the move. All or nothing: on any error the case keeps its old legs.
 
+    An anticoagulant override the case carries still covers a move to the same day or later
+    (more days without the drug); an earlier start inside the hold needs a new one.
+
     Locking: the booking row, then the advisory locks of every resource the case could use.
     """
     require_aware(starts_at, "start")
+    override = override_reason(actor, anticoagulant_override_reason)
     now = timezone.now()
     rulebook: Rulebook | None = None
     decision: Decision | Refusal | None = None
@@ -308,6 +397,8 @@ def booking_reschedule(
                     details={"status": current.status, "hold_expired_at": _iso(current.hold_expires_at)},
                 )
             pins = dict(pins or {})
+            if actor is not None:
+                pins = policy.booking_pins(actor, pins)
             request = CaseRequest(
                 procedure_type=current.procedure_type,
                 levels=current.levels,
@@ -318,15 +409,24 @@ def booking_reschedule(
                 pins=pins,
             )
             lo, hi = window_bounds(request.legs, to_min(starts_at))
+            # An override the case carries covers a move to the same day or later.
+            kept = not override and _override_still_covers(current, starts_at)
             rulebook = rulebook_for(
-                request, lo=lo, hi=hi, now=now, allow_past=allow_past, prefer=_current_keys(current)
+                request,
+                lo=lo,
+                hi=hi,
+                now=now,
+                allow_past=allow_past,
+                prefer=_current_keys(current),
+                hold_override=bool(override) or kept,
             )
             rulebook.read_window(lock=True, exclude_booking_id=current.pk)
             decision = rulebook.decide(starts_at)
             if isinstance(decision, Decision):
                 written = _written(rulebook, decision, starts_at)
                 _sweep_if_needed(rulebook, written, now)
-                moved = _move(actor, current, written, now=now)
+                moved = _move(actor, current, written, now=now, holds=rulebook.window.holds)
+                _record_override(actor, moved, rulebook, written, override, now=now, keep=kept)
     except DatabaseError as exc:
         if written is None or not is_lost_race(exc):
             raise
@@ -339,7 +439,14 @@ def booking_reschedule(
     return moved
 
 
-def _move(actor: Any, current: Booking, written: Written, *, now: datetime) -> Booking:
+def _override_still_covers(current: Booking, starts_at: datetime) -> bool:
+    if current.anticoagulant_override_at is None:
+        return False
+    zone = current.site.zone
+    return starts_at.astimezone(zone).date() >= current.starts_at.astimezone(zone).date()
+
+
+def _move(actor: Any, current: Booking, written: Written, *, now: datetime, holds: list[HoldRow]) -> Booking:
     old_start = current.starts_at
     # Its own legs stop holding anything first: the guard would refuse the new ones otherwise.
     current.legs.filter(is_active=True).update(is_active=False)
@@ -353,7 +460,7 @@ def _move(actor: Any, current: Booking, written: Written, *, now: datetime) -> B
         obj=current,
         details={"from": old_start.isoformat(), "to": current.starts_at.isoformat(), "legs": written.summary()},
     )
-    reminders_schedule(booking=current, now=now)
+    reminders_schedule(booking=current, now=now, holds=holds)
     return current
 
 
@@ -376,7 +483,7 @@ def booking_recheck(*, booking: Booking, now: datetime) -> list[Problem]:
         pins=pins,
     )
     lo, hi = window_bounds(request.legs, to_min(booking.starts_at))
-    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now)
+    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, hold_override=booking.anticoagulant_override_at is not None)
     rulebook.read_window(lock=True, exclude_booking_id=booking.pk)
     decision = rulebook.decide(booking.starts_at)
     if isinstance(decision, Decision):

@@ -13,7 +13,7 @@ case, work lists at a site-local time of day.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from outbox.models import Channel, Notification
 from outbox.services import enqueue_notification, skip_pending
+from patients.models import MedicationHold
 from rooms.models import Site
+from scheduling.holdrule import HoldRow, stop_notices
 from scheduling.kinds import SchedulingMessage
 from scheduling.models import Allocation, Booking, BookingStatus, LegRole
 from staff.models import Credential, Shift, StaffMember
@@ -46,55 +48,96 @@ ON_THE_LIST = frozenset(
 CREDENTIAL_WARNINGS = ((60, SchedulingMessage.CREDENTIAL_EXPIRY_60), (30, SchedulingMessage.CREDENTIAL_EXPIRY_30))
 
 
-def reminder_offsets() -> tuple[tuple[str, timedelta], ...]:
-    return (
-        (SchedulingMessage.PREP_REMINDER, timedelta(hours=settings.PREP_REMINDER_HOURS)),
-        (SchedulingMessage.DAY_BEFORE_REMINDER, timedelta(hours=settings.DAY_BEFORE_REMINDER_HOURS)),
-    )
+def reminder_times(*, booking: Booking, holds: Sequence[HoldRow], now: datetime) -> dict[str, datetime]:
+    """When each patient reminder of a case is due.
+
+    The preparation reminder goes ``PREP_REMINDER_HOURS`` before the case, or earlier when the
+    patient must stop a drug for it: on the day before the first last-dose day, at the site's
+    ``PREP_REMINDER_LOCAL_TIME``, so the patient hears before they must stop. A time already
+    past is due at once.
+    """
+    zone = booking.site.zone
+    prep = booking.starts_at - timedelta(hours=settings.PREP_REMINDER_HOURS)
+    case_day = booking.starts_at.astimezone(zone).date()
+    notices = stop_notices(holds, booking.procedure_type.bleeding_risk, case_day)
+    if notices:
+        at = time.fromisoformat(settings.PREP_REMINDER_LOCAL_TIME)
+        stop_notice = datetime.combine(notices[0].last_dose_day - timedelta(days=1), at, tzinfo=zone)
+        prep = min(prep, stop_notice)
+    day_before = booking.starts_at - timedelta(hours=settings.DAY_BEFORE_REMINDER_HOURS)
+    return {
+        SchedulingMessage.PREP_REMINDER: max(prep, now),
+        SchedulingMessage.DAY_BEFORE_REMINDER: max(day_before, now),
+    }
+
+
+def patient_holds(patient_id: int) -> list[HoldRow]:
+    return [HoldRow.of(hold) for hold in MedicationHold.objects.filter(patient_id=patient_id).select_related("drug")]
 
 
 def booking_key(kind: str, booking_id: int) -> str:
     return f"{kind}:booking:{booking_id}"
 
 
-def reminders_schedule(*, booking: Booking, now: datetime | None = None, new: bool = False) -> list[Notification]:
+def reminders_schedule(
+    *, booking: Booking, now: datetime | None = None, new: bool = False, holds: Sequence[HoldRow] | None = None
+) -> list[Notification]:
     """Write, or re-time, the patient reminders of a scheduled case.
 
-    Call inside the booking's transaction. A reminder whose time has passed is due at once,
-    and a case that has started gets none. Patients have no email address on file, so
-    reminders go by SMS to ``Patient.phone``, read when the message is sent (a number added
-    later is used; a case with none is skipped then). A reminder already handed to the
-    broker keeps its time: it is built from the case as it stands when sent.
+    Call inside the booking's transaction. A case that has started gets none. Patients have no
+    email address on file, so reminders go by SMS to ``Patient.phone``, read when the message
+    is sent (a number added later is used; a case with none is skipped then). A reminder
+    already handed to the broker keeps its time: it is built from the case as it stands when
+    sent.
 
-    ``new``: the booking was created in this transaction, so it has no rows yet and they are
-    written in one insert (the booking path's budget counts round trips).
+    ``holds``: the patient's medication holds as the booking's rulebook read them (read here
+    when not given). ``new``: the booking was created in this transaction, so it has no rows
+    yet and they are written in one insert (the booking path's budget counts round trips).
     """
     now = now or timezone.now()
     if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
         return []
+    if holds is None:
+        holds = patient_holds(booking.patient_id)
+    times = reminder_times(booking=booking, holds=holds, now=now)
     if new:
         return Notification.objects.bulk_create(
             Notification(
                 kind=kind,
                 dedupe_key=booking_key(kind, booking.pk),
-                due_at=max(booking.starts_at - offset, now),
+                due_at=due,
                 booking=booking,
                 site=booking.site,
                 channel=Channel.SMS,
             )
-            for kind, offset in reminder_offsets()
+            for kind, due in times.items()
         )
     return [
         enqueue_notification(
             kind=kind,
             dedupe_key=booking_key(kind, booking.pk),
-            due_at=max(booking.starts_at - offset, now),
+            due_at=due,
             booking=booking,
             site=booking.site,
             channel=Channel.SMS,
         )
-        for kind, offset in reminder_offsets()
+        for kind, due in times.items()
     ]
+
+
+def reminders_retime_for_patient(*, patient_id: int, now: datetime | None = None) -> int:
+    """Re-time the reminders of the patient's scheduled cases after their holds changed (a
+    drug added, a last dose recorded). Returns how many cases were looked at."""
+    now = now or timezone.now()
+    holds = patient_holds(patient_id)
+    cases = list(
+        Booking.objects.filter(patient_id=patient_id, status=BookingStatus.SCHEDULED, starts_at__gt=now)
+        .select_related("site", "procedure_type")
+        .order_by("starts_at", "pk")
+    )
+    for booking in cases:
+        reminders_schedule(booking=booking, now=now, holds=holds)
+    return len(cases)
 
 
 def reminders_withdraw(*, booking: Booking) -> int:

@@ -65,7 +65,7 @@ JURISDICTION = "TX"
 STAFF_EMAIL_DOMAIN = "bench-clinic.example"
 MRN_PREFIX = "BENCH"
 # Bump when the generated data changes shape, so older bench databases are rebuilt.
-DATA_VERSION = 1
+DATA_VERSION = 2
 # The clinic is the same whatever --seed says: the seed varies the measured queries only.
 DATA_SEED = 20_240_601
 
@@ -112,6 +112,7 @@ BOOKING_COLUMNS = (
     "arrival_at",
     "cancel_reason",
     "cancel_note",
+    "anticoagulant_override_reason",
     "created_at",
     "updated_at",
 )
@@ -569,6 +570,7 @@ def booking_rows(cases: Iterable[Case], site_id: int, stamps: Stamps) -> Iterato
             stamps.text(end),
             stamps.text(start - plan.arrival),
             "patient_request" if case.cancelled else "",
+            "",
             "",
             created,
             created,

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import BookingInvalid, SlotUnavailable
-from patients.models import Patient, Sex
+from patients.models import Drug, MedicationHold, Patient, Sex
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import SearchQuery, availability_search
 from scheduling.models import Allocation, Booking, ProcedureType, Sedation
@@ -136,6 +136,8 @@ ESCORT_FIRST_NAMES = (
     "Linda", "James", "Patricia", "Robert", "Carmen", "Michael", "Teresa", "David", "Angela", "Jose",
     "Karen", "Steven", "Maria", "Paul", "Diane", "Victor", "Julie", "Andre", "Rachel", "Tommy",
 )  # fmt: skip
+# (patient index, drug code, days before the demo Monday of the last dose)
+DEMO_HOLDS = ((1, "warfarin", 8), (3, "apixaban", 1), (5, "aspirin-primary", 10))
 ALLERGIES = ("", "", "", "", "", "Iodinated contrast", "Latex", "Penicillin", "Sulfa drugs", "Shellfish")
 # 555-0100 to 555-0199 are reserved for fiction, so no real person is ever dialled.
 AREA_CODES = ("512", "737", "210", "254")
@@ -404,7 +406,17 @@ def create_patients(rng: random.Random, monday: date) -> list[Patient]:
                 allergies=rng.choice(ALLERGIES),
             )
         )
-    return Patient.objects.bulk_create(patients)
+    created = Patient.objects.bulk_create(patients)
+    # Some patients take blood thinners: one has finished a warfarin hold, one stops apixaban
+    # the day before the demo week (their high-risk case is found from Thursday), one takes
+    # aspirin for primary prevention and stopped in good time.
+    drugs = {drug.code: drug for drug in Drug.objects.filter(code__in=[code for _, code, _ in DEMO_HOLDS])}
+    MedicationHold.objects.bulk_create(
+        MedicationHold(patient=created[index], drug=drugs[code], last_dose_on=monday - timedelta(days=before))
+        for index, code, before in DEMO_HOLDS
+        if code in drugs
+    )
+    return created
 
 
 def day_requests(rng: random.Random, with_scs_trial: bool) -> list[CaseWanted]:
