@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
+from core.admin import AuditedAdmin
+from rooms.models import Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 
 
 class OpeningHoursInline(admin.TabularInline):
@@ -10,31 +11,28 @@ class OpeningHoursInline(admin.TabularInline):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(AuditedAdmin):
     list_display = ["name", "code", "timezone", "jurisdiction", "is_active"]
     inlines = [OpeningHoursInline]
 
 
 @admin.register(ProcedureRoom)
-class ProcedureRoomAdmin(admin.ModelAdmin):
+class ProcedureRoomAdmin(AuditedAdmin):
     list_display = ["name", "site", "capabilities", "is_active"]
     list_filter = ["site", "is_active"]
 
 
 @admin.register(Equipment)
-class EquipmentAdmin(admin.ModelAdmin):
+class EquipmentAdmin(AuditedAdmin):
     list_display = ["name", "kind", "site", "room", "serial_number", "is_active"]
     list_filter = ["site", "kind", "is_active"]
 
 
 @admin.register(RecoveryBay)
-class RecoveryBayAdmin(admin.ModelAdmin):
+class RecoveryBayAdmin(AuditedAdmin):
     list_display = ["name", "site", "is_active"]
     list_filter = ["site", "is_active"]
 
 
-@admin.register(Downtime)
-class DowntimeAdmin(admin.ModelAdmin):
-    list_display = ["target", "reason", "starts_at", "ends_at", "note"]
-    list_filter = ["reason"]
-    date_hierarchy = "starts_at"
+# Downtime is registered by scheduling's admin: it is saved through the downtime services,
+# which flag the cases a block hits.

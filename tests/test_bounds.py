@@ -17,7 +17,6 @@ from scheduling.holdrule import hold_first_allowed_day
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from staff.models import Credential, Shift, TimeOff
-from tests import factories as f
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import MONDAY, local
 from tests.factories import drug
@@ -194,36 +193,6 @@ def test_the_models_refuse_dates_outside_their_years(clinic, build, field):
     with pytest.raises(ValidationError) as refused:
         build(clinic.patients[0]).full_clean()
     assert list(refused.value.message_dict) == [field]
-
-
-def test_the_admin_refuses_a_far_last_dose(clinic, client):
-    client.force_login(f.UserFactory(username="root", is_staff=True, is_superuser=True))
-    patient = clinic.patients[0]
-    form = {
-        "mrn": patient.mrn,
-        "first_name": patient.first_name,
-        "last_name": patient.last_name,
-        "date_of_birth": "1948-05-17",
-        "sex": "female",
-        "pregnancy_possible": "auto",
-        "medication_holds-TOTAL_FORMS": "1",
-        "medication_holds-INITIAL_FORMS": "0",
-        "medication_holds-0-drug": str(drug("warfarin").pk),
-        "medication_holds-0-last_dose_on": "9999-12-31",
-        "lab_results-TOTAL_FORMS": "0",
-        "lab_results-INITIAL_FORMS": "0",
-        "imaging_studies-TOTAL_FORMS": "0",
-        "imaging_studies-INITIAL_FORMS": "0",
-    }
-    response = client.post(f"/admin/patients/patient/{patient.pk}/change/", form)
-    assert response.status_code == 200
-    assert b"The year must be between 2000 and 2200." in response.content
-    assert MedicationHold.objects.count() == 0
-    accepted = client.post(
-        f"/admin/patients/patient/{patient.pk}/change/", {**form, "medication_holds-0-last_dose_on": "2027-01-03"}
-    )
-    assert accepted.status_code == 302
-    assert MedicationHold.objects.get().last_dose_on == dt.date(2027, 1, 3)
 
 
 # --- far dates already stored ---------------------------------------------------------------

@@ -20,7 +20,7 @@ from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, Recov
 from scheduling import policy
 from scheduling.models import ProcedureType
 from scheduling.selectors import site_day_schedule
-from scheduling.services.downtime import downtime_create
+from scheduling.services.downtime import downtime_create, downtime_delete, downtime_update
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
 
@@ -113,6 +113,15 @@ class DowntimeViewSet(ReferenceViewSet):
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.instance = downtime_create(actor=self.request.user, data=dict(serializer.validated_data))
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        assert serializer.instance is not None
+        serializer.instance = downtime_update(
+            actor=self.request.user, downtime=serializer.instance, data=dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance: Any) -> None:
+        downtime_delete(actor=self.request.user, downtime=instance)
 
 
 class StaffMemberViewSet(ReferenceViewSet):

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from core.services import record_create
-from outbox.models import Alert, AlertKind
-from outbox.services import enqueue_notification
+from core.services import record_create, record_delete, record_update
+from outbox.models import AlertKind, Notification, NotificationStatus
+from outbox.services import alert_raise, enqueue_notification
 from rooms.models import Downtime
 from scheduling.kinds import SchedulingMessage
 from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
@@ -50,6 +50,37 @@ def downtime_span(downtime: Downtime, zone: ZoneInfo) -> str:
     return f"{first:%Y-%m-%d} {span}" if first.date() == last.date() else span
 
 
+def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
+    """An alert and an email notice for every active case the block hits that has not been
+    flagged for it yet; returns how many were flagged."""
+    target = downtime.room or downtime.equipment
+    flagged = 0
+    for booking in bookings_hit_by(downtime, now=now):
+        key = f"downtime_impact:booking:{booking.pk}:downtime:{downtime.pk}"
+        if Notification.objects.filter(dedupe_key=key).exists():
+            continue
+        zone = booking.site.zone
+        alert_raise(
+            site=booking.site,
+            booking=booking,
+            kind=AlertKind.DOWNTIME_IMPACT,
+            message=(
+                f"{target} is down {downtime_span(downtime, zone)} ({downtime.get_reason_display().lower()}); "
+                f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M} needs it."
+            ),
+        )
+        enqueue_notification(
+            kind=SchedulingMessage.DOWNTIME_IMPACT,
+            dedupe_key=key,
+            due_at=now,
+            booking=booking,
+            site=booking.site,
+            subject_id=downtime.pk,
+        )
+        flagged += 1
+    return flagged
+
+
 def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = None) -> Downtime:
     """Record a downtime block (validated with ``full_clean`` and audited) and, in the same
     transaction, raise an alert and write a notice for every active case it hits.
@@ -61,24 +92,24 @@ def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = 
     now = now or timezone.now()
     with transaction.atomic():
         downtime = record_create(actor=actor, model=Downtime, data=data)
-        target = downtime.room or downtime.equipment
-        for booking in bookings_hit_by(downtime, now=now):
-            zone = booking.site.zone
-            Alert.objects.create(
-                site=booking.site,
-                booking=booking,
-                kind=AlertKind.DOWNTIME_IMPACT,
-                message=(
-                    f"{target} is down {downtime_span(downtime, zone)} ({downtime.get_reason_display().lower()}); "
-                    f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M} needs it."
-                ),
-            )
-            enqueue_notification(
-                kind=SchedulingMessage.DOWNTIME_IMPACT,
-                dedupe_key=f"downtime_impact:booking:{booking.pk}:downtime:{downtime.pk}",
-                due_at=now,
-                booking=booking,
-                site=booking.site,
-                subject_id=downtime.pk,
-            )
+        _flag_hit_cases(downtime, now=now)
     return downtime
+
+
+def downtime_update(*, actor: Any, downtime: Downtime, data: dict[str, Any], now: datetime | None = None) -> Downtime:
+    """Change a block (validated and audited); cases it hits now that it did not before are
+    flagged as for a new block."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        downtime = record_update(actor=actor, instance=downtime, data=data)
+        _flag_hit_cases(downtime, now=now)
+    return downtime
+
+
+def downtime_delete(*, actor: Any, downtime: Downtime) -> None:
+    """Remove a block (audited); its notices not yet sent are withdrawn."""
+    with transaction.atomic():
+        Notification.objects.filter(
+            kind=SchedulingMessage.DOWNTIME_IMPACT, subject_id=downtime.pk, status=NotificationStatus.PENDING
+        ).update(status=NotificationStatus.SKIPPED)
+        record_delete(actor=actor, instance=downtime)
