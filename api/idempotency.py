@@ -1,9 +1,8 @@
 """Idempotency-Key on POSTs that change bookings.
 
-The first request with a key stores its status and body in the same transaction as the change;
-a repeat with the same body replays them and changes nothing; a repeat with another body is
-refused with 422. A concurrent duplicate blocks on the key's unique index until the first
-commits, then replays its answer.
+The first request with a key claims it, runs, and stores its status and body; a repeat with the
+same body replays them and changes nothing; a repeat with another body is refused with 422. A
+concurrent duplicate waits for the first one's answer, then replays it.
 
 A stored body is a booking with its patient, so records are kept for ``RETENTION`` only: long
 enough for any client's retries, short enough that patient data does not pile up in a side
@@ -18,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
@@ -42,6 +43,11 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 RETENTION = timedelta(hours=24)
 PURGE_BATCH = 1000
+# A request with a key that is in flight is waited for this long before a 409.
+IN_FLIGHT_WAIT_SECONDS = 15.0
+IN_FLIGHT_POLL_SECONDS = 0.02
+# Longer than any request may run (the database deadlines stop one well before).
+IN_FLIGHT_STALE = timedelta(minutes=2)
 
 
 def request_fingerprint(request: Request, scope: str) -> str:
@@ -130,6 +136,30 @@ def _replay(
     return response
 
 
+def _claim(user_id: int, key: str, scope: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Insert the key's record (in flight: no status yet) in its own autocommit statement, so
+    that it is visible to every other request at once; None if another request holds the key."""
+    # Inside a caller's transaction (tests, a job) a refused insert must not spoil it: a
+    # savepoint then; in a request, autocommit, one statement.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            return IdempotencyRecord.objects.create(user_id=user_id, key=key, scope=scope, request_hash=fingerprint)
+    except IntegrityError:
+        return None
+
+
+def _settled(user_id: int, key: str) -> IdempotencyRecord | None:
+    """The key's record once its request has answered (a short wait while it is in flight), or
+    None while it is still running."""
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+        if record is None or record.status_code is not None or time.monotonic() >= deadline:
+            return record
+        time.sleep(IN_FLIGHT_POLL_SECONDS)
+
+
 def run_idempotent(
     request: Request,
     scope: str,
@@ -140,6 +170,14 @@ def run_idempotent(
     booking_id: str | int | None = None,
 ) -> HttpResponseBase:
     """Run ``handler`` once per (user, Idempotency-Key); without the header, just run it.
+
+    The key is claimed before the handler runs and its answer stored after, each in a
+    statement of its own: the handler's service keeps its own transaction (its locks end when
+    it commits, not when the answer is stored). A concurrent request with the same key waits
+    for the first one's answer and replays it. A claim left in flight by a request that died
+    (its process killed between the commit and the answer) is taken over after
+    ``IN_FLIGHT_STALE``; the database's guarantees (one leg per resource, per patient) keep a
+    case that was in fact booked from being booked twice.
 
     ``visible`` gives the bookings the caller may see now and ``booking_id`` the one the URL
     names (None for a create): a replay is refused unless both it and the booking in the
@@ -160,35 +198,40 @@ def run_idempotent(
     def replay(record: IdempotencyRecord) -> HttpResponseBase:
         return _replay(request, record, fingerprint, visible=visible, booking_id=subject, render_error=render_error)
 
-    with transaction.atomic():
-        existing = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
-        if existing is not None and is_expired(existing, timezone.now()):
-            # Gone as far as the client is concerned; deleting it here, in the transaction that
-            # inserts the new record, keeps the unique index from refusing the reused key.
-            existing.delete()
-            existing = None
-        if existing is not None:
-            return replay(existing)
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user_id=user_id, key=key, scope=scope, request_hash=fingerprint
+    record = _claim(user_id, key, scope, fingerprint)
+    if record is None:
+        existing = _settled(user_id, key)
+        now = timezone.now()
+        if existing is not None and (is_expired(existing, now) or _abandoned(existing, now)):
+            # Gone for the client (expired), or left in flight by a request that died: the
+            # key may be used again, once.
+            IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            record = _claim(user_id, key, scope, fingerprint)
+            existing = None if record is not None else _settled(user_id, key)
+        if record is None:
+            if existing is None:
+                return problem(
+                    409, "idempotency_key_in_flight", "A request with this Idempotency-Key is still running."
                 )
-        except IntegrityError:
-            # A concurrent request with this key committed first: answer as it did.
-            return replay(IdempotencyRecord.objects.get(user_id=user_id, key=key))
-        try:
-            response = handler()
-        except Exception as exc:
-            rendered = render_error(exc)
-            if rendered is None:
-                raise
-            response = rendered
-        if response.status_code >= 500:
-            transaction.set_rollback(True)
-            return response
-        record.status_code = response.status_code
-        record.body = JSONRenderer().render(response.data).decode()
-        record.content_type = response.content_type or "application/json"
-        record.save(update_fields=["status_code", "body", "content_type"])
+            return replay(existing)
+    try:
+        response = handler()
+    except Exception as exc:
+        rendered = render_error(exc)
+        if rendered is None:
+            record.delete()
+            raise
+        response = rendered
+    if response.status_code >= 500:
+        # Nothing was done; the client may retry with the same key.
+        record.delete()
         return response
+    record.status_code = response.status_code
+    record.body = JSONRenderer().render(response.data).decode()
+    record.content_type = response.content_type or "application/json"
+    record.save(update_fields=["status_code", "body", "content_type"])
+    return response
+
+
+def _abandoned(record: IdempotencyRecord, now: datetime) -> bool:
+    return record.status_code is None and record.created_at < now - IN_FLIGHT_STALE

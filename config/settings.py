@@ -146,6 +146,9 @@ def database_config() -> dict[str, Any]:
                 "tcp_user_timeout": 20000,
                 # A runaway statement is stopped by the server itself.
                 "options": f"-c statement_timeout={int(os.environ.get('DB_STATEMENT_TIMEOUT_MS', '30000'))}",
+                # Parameters bound by the server, so a statement run again on a connection is
+                # prepared once and its plan reused (psycopg prepares after a few runs).
+                "server_side_binding": env_bool("DB_SERVER_SIDE_BINDING", True),
             }
         )
     return config

@@ -9,21 +9,33 @@ from core.models import AuditEvent
 SYSTEM_ACTOR = "system"
 
 
+def audit_event(
+    *, actor: Any, action: str, object_type: str, object_id: str, details: dict[str, Any] | None = None
+) -> AuditEvent:
+    """An unsaved audit record, for a writer that inserts it with other rows."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent(
+        actor=user,
+        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details=details or {},
+    )
+
+
 def audit_record(*, actor: Any, action: str, obj: models.Model, details: dict[str, Any] | None = None) -> AuditEvent:
     """Write an audit record inside the caller's transaction.
 
     ``actor`` is a user, or ``None`` for the system. ``details`` must hold ids and codes only,
     never names, phone numbers or other patient data.
     """
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
-        actor=user,
-        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR,
-        action=action,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        details=details or {},
+    event = audit_event(
+        actor=actor, action=action, object_type=obj._meta.label_lower, object_id=str(obj.pk), details=details
     )
+    # One INSERT ... RETURNING; the trail has no signals to run.
+    AuditEvent.objects.bulk_create([event])
+    return event
 
 
 def audit_read(

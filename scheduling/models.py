@@ -236,8 +236,14 @@ class Allocation(models.Model):
         ]
         # (resource, end) lets SQLite find a resource's legs that end after a window starts
         # without scanning its history; PostgreSQL uses the exclusion constraints' GiST indexes.
+        # Partial: a leg holds one resource, so it enters one of these, not five.
         indexes = [
-            models.Index(fields=[column, "ends_at"], name=f"sched_alloc_{column}_end") for column in RESOURCE_COLUMNS
+            models.Index(
+                fields=[column, "ends_at"],
+                name=f"sched_alloc_{column}_end",
+                condition=Q(**{f"{column}__isnull": False}),
+            )
+            for column in RESOURCE_COLUMNS
         ]
 
     def __str__(self) -> str:

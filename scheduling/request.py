@@ -59,7 +59,11 @@ class CaseRequest:
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        return replace(self, pins=merged)
+        pinned = replace(self, pins=merged)
+        if "legs" in self.__dict__:
+            # The legs do not depend on the pins: planned once, they are kept.
+            pinned.__dict__["legs"] = self.__dict__["legs"]
+        return pinned
 
     def describe(self) -> dict[str, Any]:
         """Ids and codes only, for the audit trail."""

@@ -90,14 +90,12 @@ def test_a_booking_writes_its_reminders(clinic):
 
 
 def test_reminders_commit_or_roll_back_with_the_booking(clinic, monkeypatch):
-    real = booking_services.reminders_schedule
-
-    def write_then_fail(**kwargs):
-        real(**kwargs)
+    def fail_after_the_writes(*args):
         assert Notification.objects.count() == 2
         raise RuntimeError("crash after the outbox rows were written")
 
-    monkeypatch.setattr(booking_services, "reminders_schedule", write_then_fail)
+    # Runs in the booking's transaction, once every row is written.
+    monkeypatch.setattr(booking_services, "_remember_legs", fail_after_the_writes)
     with pytest.raises(RuntimeError):
         book(clinic)
 

@@ -533,8 +533,9 @@ class Rulebook:
                 Problem(
                     "anticoagulant_hold",
                     f"The patient's {verdict.hold.medication} hold runs until "
-                    f"{verdict.first_day - timedelta(days=1)}; a {self.procedure.get_bleeding_risk_display().lower()}-"
-                    f"bleeding-risk case can start on {verdict.first_day}.",
+                    f"{verdict.first_day - timedelta(days=1)}; a case at "
+                    f"{self.procedure.get_bleeding_risk_display().lower()} bleeding risk can start on "
+                    f"{verdict.first_day}.",
                     extra={"earliest_date": verdict.first_day.isoformat(), "hold": verdict.hold.id},
                 )
             )
@@ -676,6 +677,9 @@ class Rulebook:
                     )
                 )
                 continue
+            if len(pinned) == len(self.legs):
+                # Every leg named and every rule holds: nothing left for the engine to choose.
+                return Decision(site, start, pinned)
             chosen = engine.assign(self.pools(site), start, score=self.score(site))
             if chosen is None:
                 refusals.append(Refusal(site))

@@ -16,9 +16,12 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from core import metrics
-from core.audit import audit_record
+from core.audit import audit_event, audit_record
 from core.dates import require_aware
 from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, Problem, SlotUnavailable
+from core.models import AuditEvent
+from core.sql import PARENT_KEY, Children, FromParent, insert_tree
+from outbox.models import Notification
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling import policy
 from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
@@ -30,7 +33,7 @@ from scheduling.rules import rulebook_for
 from scheduling.rules.inputs import ResourceRow, SiteRow
 from scheduling.rules.rulebook import CLASH_CODES, Decision, Refusal, Rulebook, to_min, window_bounds
 from scheduling.services.holds import hold_expiry, holds_release_expired
-from scheduling.services.reminders import reminders_schedule, reminders_withdraw
+from scheduling.services.reminders import new_reminders, reminders_schedule, reminders_withdraw
 from staff.models import StaffMember
 
 OVERRIDE_REASON_MAX = Booking._meta.get_field("anticoagulant_override_reason").max_length or 255
@@ -54,14 +57,11 @@ def conflict_of(problem: Problem) -> dict[str, Any]:
 
 
 def refusal_error(rulebook: Rulebook, refusal: Refusal, starts_at: datetime) -> Exception:
-    """The error for a refusal: 422 (BookingInvalid) when a rule is broken, with every problem,
-    409 (SlotUnavailable) when other cases hold what the case needs. Pure: run it after the
-    transaction, its locks released."""
-    if refusal.problems:
-        return BookingInvalid(refusal.problems + refusal.clashes)
-    if refusal.clashes:
-        return SlotUnavailable([conflict_of(p) for p in refusal.clashes])
-    problems = rulebook.explain(starts_at)
+    """The error for a refusal, with the problems the reasons endpoint gives for the same
+    request (``explain`` over the snapshot the decision read): 422 (BookingInvalid) when a rule
+    is broken, 409 (SlotUnavailable) when other cases hold what the case needs. Pure: run it
+    after the transaction, its locks released."""
+    problems = rulebook.explain(starts_at) or refusal.problems + refusal.clashes
     if any(p.code not in (*CLASH_CODES, "leg_unavailable", "no_combination") for p in problems):
         return BookingInvalid(problems)
     conflicts = [conflict_of(p) for p in problems]
@@ -119,37 +119,36 @@ def _instance(row: ResourceRow) -> Any:
     )
 
 
-def _write_legs(booking: Booking, written: Written, *, remember: bool) -> list[Allocation]:
-    """Insert the legs (one statement). With ``remember`` they are kept on the booking as a
-    prefetch would keep them, with their resources, so the answer is built from what was
-    written rather than read back."""
+def _leg_rows(booking: Booking, written: Written) -> list[Allocation]:
     expires = booking.hold_expires_at if booking.status == BookingStatus.HOLD else None
-    rows = []
-    for role, row, start, end in written.legs:
-        column = LEG_ROLES[role].column
-        leg = Allocation(
-            booking=booking,
+    return [
+        Allocation(
+            booking=booking if booking.pk is not None else None,
             role=role,
             starts_at=start,
             ends_at=end,
             is_active=True,
             # A hold's legs stop blocking when it expires (rescheduling a hold keeps its expiry).
             expires_at=expires,
-            **{f"{column}_id": row.id},
+            **{f"{LEG_ROLES[role].column}_id": row.id},
         )
-        rows.append(leg)
-    created = Allocation.objects.bulk_create(rows)
-    if remember:
-        for leg, (_, row, _, _) in zip(created, written.legs, strict=True):
-            if row.column == "patient":
-                leg.patient = booking.patient
-            else:
-                setattr(leg, LEG_ROLES[leg.role].column, _instance(row))
-        cached = booking.legs.all()
-        cached._result_cache = sorted(created, key=lambda leg: (leg.starts_at, leg.pk or 0))
-        cached._prefetch_done = True  # type: ignore[attr-defined]
-        booking._prefetched_objects_cache = {"legs": cached}  # type: ignore[attr-defined]
-    return created
+        for role, row, start, end in written.legs
+    ]
+
+
+def _remember_legs(booking: Booking, legs: list[Allocation], written: Written) -> None:
+    """Keep the legs on the booking as a prefetch would, with their resources as the rules read
+    them, so the answer is built from what was written rather than read back."""
+    for leg, (_, row, _, _) in zip(legs, written.legs, strict=True):
+        leg.booking = booking
+        if row.column == "patient":
+            leg.patient = booking.patient
+        else:
+            setattr(leg, LEG_ROLES[leg.role].column, _instance(row))
+    cached = booking.legs.all()
+    cached._result_cache = sorted(legs, key=lambda leg: (leg.starts_at, leg.pk or 0))
+    cached._prefetch_done = True  # type: ignore[attr-defined]
+    booking._prefetched_objects_cache = {"legs": cached}  # type: ignore[attr-defined]
 
 
 def _sweep_if_needed(rulebook: Rulebook, written: Written, now: datetime) -> None:
@@ -323,12 +322,12 @@ def _insert(
         hold_expires_at=hold_expiry(now) if status == BookingStatus.HOLD else None,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
-    booking.save()
-    _write_legs(booking, written, remember=True)
-    audit_record(
+    legs = _leg_rows(booking, written)
+    audit = audit_event(
         actor=actor,
         action="booking.create",
-        obj=booking,
+        object_type=Booking._meta.label_lower,
+        object_id="",
         details={
             "start": start.isoformat(),
             "procedure_type": request.procedure_type.code,
@@ -338,7 +337,20 @@ def _insert(
         },
     )
     # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
-    reminders_schedule(booking=booking, now=now, new=True, holds=holds)
+    reminders = new_reminders(booking=booking, holds=holds, now=now)
+    # The booking, its legs, its audit record and its reminders: one statement on PostgreSQL.
+    insert_tree(
+        booking,
+        [
+            Children(Allocation, legs, {"booking_id": PARENT_KEY}),
+            Children(AuditEvent, [audit], {"object_id": FromParent("{}")}),
+            *(
+                Children(Notification, [note], {"booking_id": PARENT_KEY, "dedupe_key": FromParent(key)})
+                for note, key in reminders
+            ),
+        ],
+    )
+    _remember_legs(booking, legs, written)
     return booking
 
 
@@ -453,7 +465,7 @@ def _move(actor: Any, current: Booking, written: Written, *, now: datetime, hold
     current.starts_at, current.ends_at, current.arrival_at = written.span()
     current.site = _site_instance(written.site)
     current.save(update_fields=["starts_at", "ends_at", "arrival_at", "site", "updated_at"])
-    _write_legs(current, written, remember=False)
+    Allocation.objects.bulk_create(_leg_rows(current, written))
     audit_record(
         actor=actor,
         action="booking.reschedule",

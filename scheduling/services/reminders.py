@@ -75,12 +75,26 @@ def patient_holds(patient_id: int) -> list[HoldRow]:
     return [HoldRow.of(hold) for hold in MedicationHold.objects.filter(patient_id=patient_id).select_related("drug")]
 
 
-def booking_key(kind: str, booking_id: int) -> str:
+def booking_key(kind: str, booking_id: int | str) -> str:
     return f"{kind}:booking:{booking_id}"
 
 
+def new_reminders(*, booking: Booking, holds: Sequence[HoldRow], now: datetime) -> list[tuple[Notification, str]]:
+    """The reminder rows of a case being created (not yet saved, nor the case), each with its
+    dedupe key as a template of the case's id: its writer inserts them with the case."""
+    if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
+        return []
+    return [
+        (
+            Notification(kind=kind, due_at=due, site_id=booking.site_id, channel=Channel.SMS),
+            booking_key(kind, "{}"),
+        )
+        for kind, due in reminder_times(booking=booking, holds=holds, now=now).items()
+    ]
+
+
 def reminders_schedule(
-    *, booking: Booking, now: datetime | None = None, new: bool = False, holds: Sequence[HoldRow] | None = None
+    *, booking: Booking, now: datetime | None = None, holds: Sequence[HoldRow] | None = None
 ) -> list[Notification]:
     """Write, or re-time, the patient reminders of a scheduled case.
 
@@ -91,8 +105,7 @@ def reminders_schedule(
     sent.
 
     ``holds``: the patient's medication holds as the booking's rulebook read them (read here
-    when not given). ``new``: the booking was created in this transaction, so it has no rows
-    yet and they are written in one insert (the booking path's budget counts round trips).
+    when not given). A new case's rows are written with it (``new_reminders``).
     """
     now = now or timezone.now()
     if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
@@ -100,18 +113,6 @@ def reminders_schedule(
     if holds is None:
         holds = patient_holds(booking.patient_id)
     times = reminder_times(booking=booking, holds=holds, now=now)
-    if new:
-        return Notification.objects.bulk_create(
-            Notification(
-                kind=kind,
-                dedupe_key=booking_key(kind, booking.pk),
-                due_at=due,
-                booking=booking,
-                site=booking.site,
-                channel=Channel.SMS,
-            )
-            for kind, due in times.items()
-        )
     return [
         enqueue_notification(
             kind=kind,
