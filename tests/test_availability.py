@@ -353,7 +353,7 @@ def test_reason_anticoagulant_hold_and_past(clinic):
     assert problem.code == "anticoagulant_hold"
     assert (
         problem.message
-        == "The patient's Warfarin hold runs until 2027-01-14; a high-bleeding-risk case can start on 2027-01-15."
+        == "The patient's Warfarin hold runs until 2027-01-14; a case at high bleeding risk can start on 2027-01-15."
     )
     assert [p.code for p in reasons(clinic, local(dt.date(2026, 12, 28), 9))] == ["starts_in_past"]
 
