@@ -62,6 +62,12 @@ def test_bench_prints_every_scenario_and_one_racer_wins() -> None:
     for label in ("pinned booking, 1 client", "auto-assigned booking, 3 clients"):
         assert re.search(rf"^{label}(\s+{NUMBER}x){{6}}$", text, re.M), (label, text)
 
+    assert re.search(
+        rf"^  pinned booking p50 at 1 client: {NUMBER} ms = {NUMBER} x the GET's {NUMBER} ms \(goal: at most 3 x\)$",
+        text,
+        re.M,
+    ), text
+
     # What the server wrote is there: 2 x 4 profiled, 2 x 8 warm-up, 2 x 2 x 4 measured, 1
     # race winner, and the floor's 2 x 4 raw transactions, none overlapping another.
     assert Booking.objects.filter(status=BookingStatus.SCHEDULED).count() == 4 * 2 + 8 * 2 + 16 + 1 + 8

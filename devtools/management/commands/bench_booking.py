@@ -448,6 +448,33 @@ class Run:
         return " ".join(f"{answer}:{count}" for answer, count in sorted(self.answers.items())) or "-"
 
 
+def merged(parts: Sequence[Run]) -> Run:
+    """One scenario's rounds as one run: their requests, answers and latencies together, and
+    the time they took added up (so the rate is over the time the scenario itself ran)."""
+    first = parts[0]
+    run = Run(first.name, first.clients, 0, first.success, 0.0, [], Counter(), Counter(), 0)
+    for part in parts:
+        run.sent += part.sent
+        run.wall += part.wall
+        run.latencies += part.latencies
+        run.answers += part.answers
+        run.problems += part.problems
+        run.errors += part.errors
+    return run
+
+
+def in_rounds(items: Sequence[T], rounds: int) -> list[Sequence[T]]:
+    """``items`` cut into ``rounds`` nearly equal consecutive parts (none empty)."""
+    rounds = max(1, min(rounds, len(items)))
+    size, extra = divmod(len(items), rounds)
+    parts, at = [], 0
+    for n in range(rounds):
+        step = size + (1 if n < extra else 0)
+        parts.append(items[at : at + step])
+        at += step
+    return parts
+
+
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
 
 
@@ -987,6 +1014,12 @@ class Command(BaseCommand):
         parser.add_argument("--requests", type=int, default=200, help="Requests per scenario and client count.")
         parser.add_argument("--clients", default="1,8,32", help="Concurrent clients, comma-separated.")
         parser.add_argument(
+            "--rounds",
+            type=int,
+            default=5,
+            help="Rounds per client count: the scenarios take turns, a part of their requests each round.",
+        )
+        parser.add_argument(
             "--contenders", type=int, default=32, help="Clients racing for one pinned start in the contention run."
         )
         parser.add_argument(
@@ -1011,14 +1044,14 @@ class Command(BaseCommand):
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            self.run(requests=requests, clients=clients, contenders=contenders)
+            self.run(requests=requests, clients=clients, contenders=contenders, rounds=options["rounds"])
         except KeyboardInterrupt:
             raise CommandError("Interrupted; the server it started has been stopped.") from None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
-    def run(self, *, requests: int, clients: list[int], contenders: int) -> None:
+    def run(self, *, requests: int, clients: list[int], contenders: int, rounds: int) -> None:
         vendor = connection.vendor
         zone = ZoneInfo(ZONE_NAME)
         today = timezone.now().astimezone(zone).date()
@@ -1046,13 +1079,32 @@ class Command(BaseCommand):
 
             runs: list[Run] = []
             for count in clients:
-                floor_items = [floor_sql.case(c) for c in calendar.take(requests)]
-                runs.append(drive("floor: raw SQL", count, floor_items, floor_worker, "ok"))
-                runs.append(drive("floor: GET site", count, [Call("GET", site_path)] * requests, http_worker, "200"))
-                pinned = [booking_call(c.pinned_body()) for c in calendar.take(requests)]
-                runs.append(drive("pinned booking", count, pinned, http_worker, "201"))
-                auto = [booking_call(c.auto_body()) for c in calendar.take(requests)]
-                runs.append(drive("auto-assigned booking", count, auto, http_worker, "201"))
+                # The scenarios take turns, a round at a time, so that a change in the machine's
+                # load (other processes, the database's background work) falls on all of them
+                # alike and the ratios between them hold.
+                scenarios: list[tuple[str, Sequence[Any], Callable[[], Worker[Any]], str]] = [
+                    ("floor: raw SQL", [floor_sql.case(c) for c in calendar.take(requests)], floor_worker, "ok"),
+                    ("floor: GET site", [Call("GET", site_path)] * requests, http_worker, "200"),
+                    (
+                        "pinned booking",
+                        [booking_call(c.pinned_body()) for c in calendar.take(requests)],
+                        http_worker,
+                        "201",
+                    ),
+                    (
+                        "auto-assigned booking",
+                        [booking_call(c.auto_body()) for c in calendar.take(requests)],
+                        http_worker,
+                        "201",
+                    ),
+                ]
+                parts: dict[str, list[Run]] = {name: [] for name, *_ in scenarios}
+                cuts = {name: in_rounds(items, rounds) for name, items, *_ in scenarios}
+                for n in range(max(len(c) for c in cuts.values())):
+                    for name, _, worker, success in scenarios:
+                        if n < len(cuts[name]):
+                            parts[name].append(drive(name, count, cuts[name][n], worker, success))
+                runs += [merged(parts[name]) for name, *_ in scenarios]
 
             (slot,) = calendar.take(1)
             racers = [booking_call(replace(slot, patient_id=p).pinned_body()) for p in calendar.patients(contenders)]
@@ -1145,16 +1197,17 @@ class Command(BaseCommand):
         out("")
         out(f"one request at a time, in process (median of {PROFILE_RUNS}):")
         out(
-            f"  {'request':<26}{'status':>7}{'total ms':>10}{'SQL ms':>9}{'queries':>9}   (SQL: statements, not commit)"
+            f"  {'request':<26}{'status':>7}{'total ms':>10}{'SQL ms':>9}{'statements':>11}"
+            "   (statements include BEGIN and COMMIT; SQL ms is time in them)"
         )
         for prof in profiles:
             out(
                 f"  {prof.label:<26}{prof.status:>7}{statistics.median(prof.wall_ms):>10.2f}"
-                f"{statistics.median(prof.sql_ms):>9.2f}{statistics.median(prof.queries):>9.0f}"
+                f"{statistics.median(prof.sql_ms):>9.2f}{statistics.median(prof.queries):>11.0f}"
             )
         for prof in profiles[:2]:
             kinds = ", ".join(f"{kind} {n}" for kind, n in prof.kinds.most_common())
-            out(f"  queries of one {prof.label}: {kinds}")
+            out(f"  statements of one {prof.label}: {kinds}")
             if self.verbosity >= 2:
                 for shape, seconds in prof.statements:
                     out(f"    {seconds * 1000:7.2f} ms  {shape}")
@@ -1198,6 +1251,25 @@ class Command(BaseCommand):
                     f"{ratio(run.p(50), get.p(50)):>9}{ratio(run.p(95), get.p(95)):>9}"
                     f"{ratio(sql.rate, run.rate):>26}{ratio(get.rate, run.rate):>22}"
                 )
+        goals = []
+        for name in order[:2]:
+            if (name, 1) in by_key:
+                run, get = by_key[(name, 1)], by_key[("floor: GET site", 1)]
+                goals.append(
+                    f"{name} p50 at 1 client: {run.p(50):.2f} ms = {fraction(run.p(50), get.p(50))} the GET's "
+                    f"{get.p(50):.2f} ms" + (" (goal: at most 3 x)" if name == "pinned booking" else "")
+                )
+            if (name, 8) in by_key:
+                run, get = by_key[(name, 8)], by_key[("floor: GET site", 8)]
+                goals.append(
+                    f"{name}s/s at 8 clients: {run.rate:.1f} = {fraction(run.rate, get.rate)} the GET's "
+                    f"{get.rate:.1f}/s" + (" (goal: at least 0.4 x)" if name == "pinned booking" else "")
+                )
+        if goals:
+            out("")
+            out("against the GET floor:")
+            for line in goals:
+                out(f"  {line}")
 
     @staticmethod
     def row(run: Run) -> str:
@@ -1221,6 +1293,12 @@ class Command(BaseCommand):
             wrong.append(f"contention: {contention.answers_text()}, {contention.errors} connection errors")
         if wrong:
             raise CommandError("The bench did not run as planned:\n  " + "\n  ".join(wrong))
+
+
+def fraction(value: float, floor: float) -> str:
+    if not floor or math.isnan(value) or math.isnan(floor):
+        return "- x"
+    return f"{value / floor:.2f} x"
 
 
 def ratio(value: float, floor: float) -> str:
