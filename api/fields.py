@@ -5,11 +5,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import MultipleObjectsReturned
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.dates import to_local
+from core.sql import fetch_one
 from core.validators import FIRST_YEAR, LAST_YEAR
 
 
@@ -60,7 +62,12 @@ class IdField(serializers.PrimaryKeyRelatedField):
         text = str(data).strip()
         if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(int(text))
+        queryset = self.get_queryset()
+        assert queryset is not None
+        found = fetch_one(queryset, "pk", int(text))
+        if found is None:
+            self.fail("does_not_exist", pk_value=data)
+        return found
 
 
 class ClinicDateField(serializers.DateField):
@@ -94,7 +101,15 @@ class CodeField(serializers.SlugRelatedField):
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str) or not self.pattern.fullmatch(data):
             self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
-        return super().to_internal_value(data)
+        queryset = self.get_queryset()
+        assert queryset is not None
+        try:
+            found = fetch_one(queryset, self.slug_field, data)
+        except MultipleObjectsReturned:
+            self.fail("invalid")
+        if found is None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return found
 
 
 class PinField(serializers.IntegerField):

@@ -19,11 +19,10 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
@@ -136,17 +135,45 @@ def _replay(
     return response
 
 
-def _claim(user_id: int, key: str, scope: str, fingerprint: str) -> IdempotencyRecord | None:
+_COLUMNS = {f.name: f.column for f in IdempotencyRecord._meta.concrete_fields}
+
+
+def _claim(user_id: int, key: str, scope: str, fingerprint: str) -> int | None:
     """Insert the key's record (in flight: no status yet) in its own autocommit statement, so
-    that it is visible to every other request at once; None if another request holds the key."""
-    # Inside a caller's transaction (tests, a job) a refused insert must not spoil it: a
-    # savepoint then; in a request, autocommit, one statement.
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with guard:
-            return IdempotencyRecord.objects.create(user_id=user_id, key=key, scope=scope, request_hash=fingerprint)
-    except IntegrityError:
-        return None
+    that it is visible to every other request at once; returns its id, or None if another
+    request holds the key. A held key is no error (``ON CONFLICT DO NOTHING``), so a caller's
+    transaction (a test, a job) is not spoilt by it."""
+    meta = IdempotencyRecord._meta
+    quote = connection.ops.quote_name
+    names = ("user", "key", "scope", "request_hash", "body", "content_type", "created_at")
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_COLUMNS[name]) for name in names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))}) "
+        f"ON CONFLICT ({quote(_COLUMNS['user'])}, {quote(_COLUMNS['key'])}) DO NOTHING "
+        f"RETURNING {quote(_COLUMNS['id'])}"
+    )
+    created = next(f for f in meta.concrete_fields if f.name == "created_at")
+    stamp = created.get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, key, scope, fingerprint, "", "", stamp])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _answer(record_id: int, status: int, body: str, content_type: str) -> None:
+    """Store the answer on the claimed record: one UPDATE."""
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(_COLUMNS[name])} = %s" for name in ("status_code", "body", "content_type"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(IdempotencyRecord._meta.db_table)} SET {assignments} WHERE {quote(_COLUMNS['id'])} = %s",
+            [status, body, content_type, record_id],
+        )
+
+
+def _release(record_id: int) -> None:
+    """Give the key back: nothing was done, the client may retry with it."""
+    IdempotencyRecord.objects.filter(pk=record_id).delete()
 
 
 def _settled(user_id: int, key: str) -> IdempotencyRecord | None:
@@ -219,18 +246,21 @@ def run_idempotent(
     except Exception as exc:
         rendered = render_error(exc)
         if rendered is None:
-            record.delete()
+            _release(record)
             raise
         response = rendered
     if response.status_code >= 500:
-        # Nothing was done; the client may retry with the same key.
-        record.delete()
+        _release(record)
         return response
-    record.status_code = response.status_code
-    record.body = JSONRenderer().render(response.data).decode()
-    record.content_type = response.content_type or "application/json"
-    record.save(update_fields=["status_code", "body", "content_type"])
-    return response
+    # Rendered once: the stored bytes are the bytes sent.
+    body = JSONRenderer().render(response.data)
+    content_type = response.content_type or "application/json"
+    _answer(record, response.status_code, body.decode(), content_type)
+    answered = HttpResponse(body, status=response.status_code, content_type=content_type)
+    for name, value in response.items():
+        if name.lower() != "content-type":
+            answered[name] = value
+    return answered
 
 
 def _abandoned(record: IdempotencyRecord, now: datetime) -> bool:

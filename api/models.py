@@ -34,8 +34,9 @@ class ApiToken(models.Model):
 class IdempotencyRecord(models.Model):
     """The first response to a request with an Idempotency-Key, replayed for repeats.
 
-    Inserted in the same transaction as the change it guards, so the unique index makes a
-    concurrent duplicate wait and then replay instead of acting twice.
+    Claimed (inserted without an answer) before the change it guards runs and answered after
+    it commits; the unique index makes a concurrent duplicate wait and then replay instead of
+    acting twice.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

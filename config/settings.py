@@ -110,6 +110,15 @@ TEMPLATES = [
 ]
 
 
+def prepare_threshold() -> int | None:
+    text = os.environ.get("DB_PREPARE_THRESHOLD", "5").strip().lower()
+    if text in ("off", "none", "0", ""):
+        return None
+    if not text.isdigit():
+        raise ImproperlyConfigured("DB_PREPARE_THRESHOLD is a whole number of runs, or off.")
+    return int(text)
+
+
 def database_config() -> dict[str, Any]:
     url = os.environ.get("DATABASE_URL", "").strip()
     if url:
@@ -146,9 +155,11 @@ def database_config() -> dict[str, Any]:
                 "tcp_user_timeout": 20000,
                 # A runaway statement is stopped by the server itself.
                 "options": f"-c statement_timeout={int(os.environ.get('DB_STATEMENT_TIMEOUT_MS', '30000'))}",
-                # Parameters bound by the server, so a statement run again on a connection is
-                # prepared once and its plan reused (psycopg prepares after a few runs).
+                # Parameters bound by the server, and a statement run this many times on a
+                # connection prepared there (parsed and planned once, its plan reused). Set
+                # DB_PREPARE_THRESHOLD=off behind a pooler that cannot keep prepared statements.
                 "server_side_binding": env_bool("DB_SERVER_SIDE_BINDING", True),
+                "prepare_threshold": prepare_threshold(),
             }
         )
     return config

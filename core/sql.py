@@ -1,4 +1,5 @@
-"""Writing a row and the rows that hang on it in as few round trips as the database allows.
+"""Writing a row and the rows that hang on it in as few round trips as the database allows,
+and reading one row by exact values without the query compiler.
 
 The booking path writes one booking, its legs, its audit record and its reminders: on
 PostgreSQL that is one statement (data-modifying CTEs, each table's rows passed as one JSON
@@ -22,8 +23,12 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.expressions import Col
+from django.db.models.lookups import Exact
+from django.db.models.sql.where import AND
 
 
 @dataclass(frozen=True)
@@ -182,3 +187,88 @@ def _insert_tree_postgresql(parent: models.Model, groups: list[Children], conn: 
             obj.pk = key
             for attname, source in group.from_parent.items():
                 setattr(obj, attname, source.value(parent.pk))
+
+
+# --- reading one row by exact values --------------------------------------------------------
+
+
+def simple_filters(queryset: models.QuerySet[Any]) -> dict[models.Field, Any] | None:
+    """The filters of ``queryset`` as {field: value} when it is nothing but exact matches of
+    its own columns on constants (``Model.objects.all()``, ``.filter(is_active=True)``), else
+    None (joins, annotations, ``none()``, ordering by relations, anything else)."""
+    query = queryset.query
+    if (
+        query.select_related
+        or query.annotations
+        or query.extra
+        or query.distinct
+        or query.is_sliced
+        or query.combinator
+        or not query.default_cols
+        or query.deferred_loading[0]
+        or query.where.negated
+        or query.where.connector != AND
+        or queryset._result_cache is not None
+    ):
+        return None
+    filters: dict[models.Field, Any] = {}
+    for child in query.where.children:
+        if not (
+            type(child) is Exact
+            and isinstance(child.lhs, Col)
+            and child.lhs.alias == query.base_table
+            and not hasattr(child.rhs, "resolve_expression")
+        ):
+            return None
+        filters[child.lhs.target] = child.rhs
+    return filters
+
+
+@cache
+def _select_sql(model: type[models.Model], columns: tuple[str, ...], vendor: str) -> tuple[str, tuple[Any, ...]]:
+    conn = connections[DEFAULT_DB_ALIAS]
+    quote = conn.ops.quote_name
+    fields = model._meta.concrete_fields
+    where = " AND ".join(f"{quote(column)} = %s" for column in columns)
+    select = ", ".join(quote(f.column) for f in fields)
+    sql = f"SELECT {select} FROM {quote(model._meta.db_table)} WHERE {where} LIMIT 2"
+    # The backend's converters, then the field's: what the ORM's compiler applies.
+    cols = [f.get_col(model._meta.db_table) for f in fields]
+    converters = tuple((col, tuple(conn.ops.get_db_converters(col) + col.get_db_converters(conn))) for col in cols)
+    return sql, converters
+
+
+def fetch_one(queryset: models.QuerySet[Any], field_name: str, value: Any) -> models.Model | None:
+    """``queryset.get(<field_name>=value)`` without the query compiler when the queryset is a
+    plain table with exact filters (``simple_filters``): one short statement whose text is the
+    same every time, the row converted by each field's own converters. None when no row
+    matches; MultipleObjectsReturned when more than one does. Any other queryset is asked as
+    usual."""
+    model: type[models.Model] = queryset.model
+    filters = simple_filters(queryset)
+    if filters is None or queryset.db != DEFAULT_DB_ALIAS:
+        try:
+            return queryset.get(**{field_name: value})
+        except ObjectDoesNotExist:
+            return None
+    conn = connections[DEFAULT_DB_ALIAS]
+    target = model._meta.pk if field_name == "pk" else model._meta.get_field(field_name)
+    assert isinstance(target, models.Field)
+    wanted = {**filters, target: target.get_prep_value(value)}
+    columns = tuple(field.column for field in wanted)
+    sql, converters = _select_sql(model, columns, conn.vendor)
+    params = [field.get_db_prep_value(prepared, conn, prepared=True) for field, prepared in wanted.items()]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    if len(rows) > 1:
+        raise MultipleObjectsReturned(f"More than one {model._meta.verbose_name} matches.")
+    fields = model._meta.concrete_fields
+    values = []
+    for raw, (col, col_converters) in zip(rows[0], converters, strict=True):
+        for convert in col_converters:
+            raw = convert(raw, col, conn)
+        values.append(raw)
+    return model.from_db(conn.alias, [f.attname for f in fields], values)

@@ -211,11 +211,23 @@ class Allocation(models.Model):
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="legs")
     role = models.CharField(max_length=20, choices=LegRole.choices)
-    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    room = models.ForeignKey("rooms.ProcedureRoom", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    equipment = models.ForeignKey("rooms.Equipment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    staff = models.ForeignKey("staff.StaffMember", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    bay = models.ForeignKey("rooms.RecoveryBay", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # No index of their own: the partial (resource, end) indexes below serve every lookup by
+    # resource (a leg sits in one of them, not in five full ones with four NULLs).
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    room = models.ForeignKey(
+        "rooms.ProcedureRoom", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    equipment = models.ForeignKey(
+        "rooms.Equipment", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    staff = models.ForeignKey(
+        "staff.StaffMember", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    bay = models.ForeignKey(
+        "rooms.RecoveryBay", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     is_active = models.BooleanField(default=True)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, PinField, WallClockTimeField, local_iso
-from api.serializers.common import PatientScoped
+from api.serializers.common import FlatFields, PatientScoped
 from api.serializers.patients import patient_data
 from patients.models import Patient
 from scheduling.availability.search import MAX_WINDOW_DAYS, Slot
@@ -42,7 +42,7 @@ class AvailabilityResultSerializer(serializers.Serializer):
     results = SlotSerializer(many=True)
 
 
-class PinsInput(serializers.Serializer):
+class PinsInput(FlatFields):
     """Resources the caller fixes, by id; the rulebook checks that each exists and may do the
     case. ``sedation_staff`` is the sedation nurse or the anaesthesia provider, as the
     sedation level needs."""

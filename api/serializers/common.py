@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.db import models
@@ -21,6 +22,21 @@ class ClinicModelSerializer(serializers.ModelSerializer):
         models.DateField: ClinicDateField,
         models.DateTimeField: AwareDateTimeField,
     }
+
+
+class FlatFields(serializers.Serializer):
+    """A serializer whose fields are all flat (no nested serializer, list or many-relation):
+    each instance gets shallow copies of the declared fields to bind, not deep copies rebuilt
+    from their arguments (what DRF does for any field), which is most of the cost of reading a
+    small request. A nested field would share its child between instances, so it is refused."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {}
+        for name, field in self._declared_fields.items():
+            if isinstance(field, serializers.BaseSerializer | serializers.ListField | serializers.ManyRelatedField):
+                raise TypeError(f"{type(self).__name__}.{name} is nested; FlatFields is for flat serializers.")
+            fields[name] = copy.copy(field)
+        return fields
 
 
 class PatientScoped(serializers.Serializer):
