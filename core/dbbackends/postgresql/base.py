@@ -1,5 +1,11 @@
 """PostgreSQL with a client-side deadline on each round trip during web requests
-(see core.dbtimeout); otherwise Django's own backend."""
+(see core.dbtimeout), and whole numbers sent as bigint; otherwise Django's own backend.
+
+With server-side binding psycopg types each Python int by its size (smallint for 5). Ids are
+bigint, and a GiST index over a bigint column (the no-overlap constraints, ``btree_gist``) only
+answers ``bigint = bigint``: ``room_id = $1::smallint`` makes the planner scan every leg of the
+window instead of the room's. Sent as bigint, every id comparison can use its index; btree
+indexes over smaller integer columns compare across integer types as before."""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.backends.postgresql import base
+from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 
 from core.dbtimeout import current_limit, guarded
 
@@ -15,6 +22,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.execute_wrappers.append(self._deadline_wrapper)
+
+    def get_new_connection(self, conn_params: Any) -> Any:
+        connection = super().get_new_connection(conn_params)
+        connection.adapters.register_dumper(int, Int8Dumper)
+        connection.adapters.register_dumper(int, Int8BinaryDumper)
+        return connection
 
     def _socket(self) -> int | None:
         raw = self.connection
