@@ -312,8 +312,23 @@ def load_inventory(wanted: Wanted) -> Inventory:
 # --- the window ---------------------------------------------------------------------------------
 
 
+class EpochSpan:
+    """A span held as epoch seconds (``start_s``, ``end_s``), read as aware UTC times."""
+
+    start_s: int
+    end_s: int
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromtimestamp(self.start_s, UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromtimestamp(self.end_s, UTC)
+
+
 @dataclass
-class Block:
+class Block(EpochSpan):
     """Downtime of a room or equipment, or time off of a staff member."""
 
     kind: str  # downtime, time_off
@@ -322,17 +337,9 @@ class Block:
     end_s: int
     label: str
 
-    @property
-    def start(self) -> datetime:
-        return datetime.fromtimestamp(self.start_s, UTC)
-
-    @property
-    def end(self) -> datetime:
-        return datetime.fromtimestamp(self.end_s, UTC)
-
 
 @dataclass
-class BusyLeg:
+class BusyLeg(EpochSpan):
     """An active leg of another case, as epoch seconds."""
 
     booking_id: int
@@ -341,14 +348,6 @@ class BusyLeg:
     start_s: int
     end_s: int
     expires_s: int | None = None
-
-    @property
-    def start(self) -> datetime:
-        return datetime.fromtimestamp(self.start_s, UTC)
-
-    @property
-    def end(self) -> datetime:
-        return datetime.fromtimestamp(self.end_s, UTC)
 
     @property
     def column(self) -> str:

@@ -386,10 +386,11 @@ class Rulebook:
             return permitted, problem
         return None, None
 
-    def _shift_spans(self, row: ResourceRow, site: SiteRow, valid: Callable[[date], bool] | None) -> list[engine.Span]:
+    def _shift_days(self, row: ResourceRow, site: SiteRow) -> list[tuple[date, engine.Span]]:
+        """Each shift of ``row`` at ``site`` within the span, as (local day, minutes)."""
         zone = site.zone
         first, last = self._local_days(zone)
-        spans = []
+        days = []
         for shift in self.inventory.shifts.get(row.id, ()):
             if shift.site_id != site.id:
                 continue
@@ -397,10 +398,12 @@ class Rulebook:
                 day = interval.start.astimezone(zone).date()
                 if (shift.valid_from and day < shift.valid_from) or (shift.valid_until and day > shift.valid_until):
                     continue
-                if valid is not None and not valid(day):
-                    continue
-                spans.append((to_min(interval.start), to_min(interval.end)))
-        return engine.merge(spans)
+                days.append((day, (to_min(interval.start), to_min(interval.end))))
+        return days
+
+    @staticmethod
+    def _shift_spans(days: list[tuple[date, engine.Span]], valid: Callable[[date], bool] | None) -> list[engine.Span]:
+        return engine.merge([span for day, span in days if valid is None or valid(day)])
 
     def state(self, site: SiteRow, role: str, row: ResourceRow) -> ResourceState:
         cache_key = (site.id, str(role), row.key)
@@ -420,8 +423,9 @@ class Rulebook:
             working = self.hours(site, None)
         else:
             credential_valid, credential_problem = self._credential(role, row, site)
-            shifts = self._shift_spans(row, site, None)
-            working = shifts if credential_valid is None else self._shift_spans(row, site, credential_valid)
+            days = self._shift_days(row, site)
+            shifts = self._shift_spans(days, None)
+            working = shifts if credential_valid is None else self._shift_spans(days, credential_valid)
         blocks: list[tuple[int, int, Block | BusyLeg]] = [
             (b.start_s // 60, -(-b.end_s // 60), b) for b in self.window.blocks.get(row.key, ())
         ]
@@ -486,11 +490,14 @@ class Rulebook:
         ``start``, each in words that name the leg."""
         lo, hi = start + spec.offset, start + spec.end_offset
         role = str(spec.role)
+        found = self.reasons(site, role, row, lo, hi)
+        if not found:
+            return []
         noun = LEG_ROLES[role].noun
         span = local_span(from_min(lo), from_min(hi), site.zone)
         requested = {"start": from_min(lo).isoformat(), "end": from_min(hi).isoformat()}
         problems = []
-        for code, reason, source in self.reasons(site, role, row, lo, hi):
+        for code, reason, source in found:
             extra: dict[str, Any] = {"requested": requested}
             if isinstance(source, BusyLeg):
                 extra["clashing"] = clashing(source)
