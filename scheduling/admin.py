@@ -46,6 +46,15 @@ class AllocationInline(admin.TabularInline):
         return False
 
 
+def fieldset_names(fieldsets: Any) -> list[str]:
+    """Every field a fieldsets layout names, rows flattened."""
+    names: list[str] = []
+    for _, options in fieldsets:
+        for entry in options["fields"]:
+            names.extend(entry if isinstance(entry, tuple) else (entry,))
+    return names
+
+
 @admin.register(Booking)
 class BookingAdmin(PatientDataAdmin):
     """Read-only: bookings are written through the scheduling services, which lock resources,
@@ -57,23 +66,47 @@ class BookingAdmin(PatientDataAdmin):
     list_filter = ["status", "site", "procedure_type"]
     date_hierarchy = "starts_at"
     inlines = [AllocationInline]
-    readonly_fields = [
-        "patient",
-        "procedure_type",
-        "site",
-        "levels",
-        "sedation",
-        "status",
-        "starts_at",
-        "ends_at",
-        "arrival_at",
-        "cancel_reason",
-        "cancel_note",
-        "created_by",
-        "created_at",
-        "updated_at",
+    # The case first, then what happened to it; everything read-only.
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "patient",
+                    "procedure_type",
+                    ("levels", "sedation"),
+                    "site",
+                    "status",
+                    ("arrival_at", "starts_at", "ends_at"),
+                ]
+            },
+        ),
+        (
+            "Procedure day",
+            {
+                "fields": [
+                    "checked_in_at",
+                    "ready_at",
+                    ("procedure_started_at", "procedure_ended_at"),
+                    "recovery_started_at",
+                    "ready_for_discharge_at",
+                    "discharged_at",
+                ]
+            },
+        ),
+        (
+            "Anticoagulant override",
+            {"fields": ["anticoagulant_override_reason", "anticoagulant_override_by", "anticoagulant_override_at"]},
+        ),
+        ("Hold and cancellation", {"fields": ["hold_expires_at", "cancel_reason", "cancel_note"]}),
+        ("Record", {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
+    readonly_fields = fieldset_names(fieldsets)
     audit_prefix = "booking"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
+        # With its site, so the title names the start in the site's zone.
+        return super().get_queryset(request).select_related("procedure_type", "site")
 
     def patients_shown(self, object_ids: list[str]) -> dict[int, int]:
         return dict(Booking.objects.filter(pk__in=object_ids).values_list("pk", "patient_id"))

@@ -181,7 +181,12 @@ class Booking(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Booking {self.pk} {self.procedure_type.code} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+        code = self.procedure_type.code
+        if Booking.site.is_cached(self):
+            # In the site's zone, named, when the site is at hand (as in the admin).
+            local = self.starts_at.astimezone(self.site.zone)
+            return f"Booking {self.pk} {code} {local:%Y-%m-%d %H:%M} {local.tzname()}"
+        return f"Booking {self.pk} {code} {self.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
     @property
     def is_active(self) -> bool:

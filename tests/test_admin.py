@@ -113,6 +113,11 @@ def test_the_admin_shows_times_in_the_site_s_zone_and_names_it(clinic, client, r
     page = client.get(f"/admin/scheduling/booking/{booking.pk}/change/").content.decode()
     assert "times in America/Chicago" in page
     assert "9 a.m." in page  # the room start, read in Chicago (15:00 UTC)
+    # The page's own title names the start in the site's zone too, not in UTC.
+    assert f"Booking {booking.pk} VP 2027-01-11 09:00 CST" in page
+    assert "15:00Z" not in page
+    # The case comes first, then its day.
+    assert page.index("field-patient") < page.index("field-starts_at") < page.index("field-checked_in_at")
     form = client.get("/admin/rooms/downtime/add/").content.decode()
     assert "Local time, America/Chicago." in form
 
