@@ -79,10 +79,15 @@ def booking_key(kind: str, booking_id: int | str) -> str:
     return f"{kind}:booking:{booking_id}"
 
 
+def gets_reminders(booking: Booking, now: datetime) -> bool:
+    """Only a scheduled case that has not started is reminded of (a hold is when confirmed)."""
+    return booking.status == BookingStatus.SCHEDULED and booking.starts_at > now
+
+
 def new_reminders(*, booking: Booking, holds: Sequence[HoldRow], now: datetime) -> list[tuple[Notification, str]]:
     """The reminder rows of a case being created (not yet saved, nor the case), each with its
     dedupe key as a template of the case's id: its writer inserts them with the case."""
-    if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
+    if not gets_reminders(booking, now):
         return []
     return [
         (
@@ -108,7 +113,7 @@ def reminders_schedule(
     when not given). A new case's rows are written with it (``new_reminders``).
     """
     now = now or timezone.now()
-    if booking.status != BookingStatus.SCHEDULED or booking.starts_at <= now:
+    if not gets_reminders(booking, now):
         return []
     if holds is None:
         holds = patient_holds(booking.patient_id)
