@@ -12,6 +12,7 @@ from django.db.models import Q
 from patients.models import BleedingRisk, Patient
 from rooms.models import Capability, EquipmentKind
 from scheduling.legroles import LEG_ROLES, PROCEDURE_STAFF_ROLES, RESOURCE_COLUMNS, LegRole
+from scheduling.order import PriorAuthStatus, Side, cpt_codes, levels_label
 
 
 class Sedation(models.TextChoices):
@@ -136,6 +137,22 @@ class Booking(models.Model):
     site = models.ForeignKey("rooms.Site", on_delete=models.PROTECT, related_name="bookings")
     levels = models.PositiveSmallIntegerField(default=1)
     sedation = models.CharField(max_length=20, choices=Sedation.choices)
+    # The order the referral brings (scheduling.order checks it): levels by name in spinal
+    # order (their count is ``levels``), side, indication, referrer, order and authorisation.
+    level_names = models.JSONField(default=list, blank=True)
+    side = models.CharField(max_length=10, choices=Side.choices, blank=True)
+    indication_code = models.CharField("ICD-10 code", max_length=10, blank=True)
+    indication_text = models.CharField(max_length=200, blank=True)
+    referring_provider = models.CharField(max_length=120, blank=True)
+    external_order_id = models.CharField(max_length=60, blank=True)
+    prior_auth_number = models.CharField("prior authorisation number", max_length=60, blank=True)
+    prior_auth_status = models.CharField(
+        "prior authorisation status",
+        max_length=16,
+        choices=PriorAuthStatus.choices,
+        default=PriorAuthStatus.NOT_REQUIRED,
+    )
+    order_notes = models.TextField(max_length=1000, blank=True)
     status = models.CharField(max_length=24, choices=BookingStatus.choices, default=BookingStatus.SCHEDULED)
     starts_at = models.DateTimeField(help_text="Start of the room phase.")
     ends_at = models.DateTimeField(help_text="End of the last leg (usually recovery).")
@@ -191,6 +208,14 @@ class Booking(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def cpt_codes(self) -> list[str]:
+        return cpt_codes(self.procedure_type.code, self.level_names, self.levels, self.procedure_type.cpt_codes)
+
+    @property
+    def levels_label(self) -> str:
+        return levels_label(self.level_names, self.levels, self.side)
 
 
 def _one_column_set() -> Q:

@@ -6,15 +6,18 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, PinField, WallClockTimeField, local_iso
 from api.serializers.common import FlatFields, PatientScoped
 from api.serializers.patients import patient_data
+from core.errors import BookingInvalid, Problem
 from patients.models import Patient
 from scheduling.availability.search import MAX_WINDOW_DAYS, Slot
 from scheduling.legroles import PIN_FIELDS
 from scheduling.models import Booking, CancelReason, ProcedureType, Sedation
+from scheduling.order import PriorAuthStatus, Side, case_order, level_count
 from scheduling.selectors import LegView, leg_views
 
 
@@ -112,10 +115,58 @@ class ReasonsResultSerializer(serializers.Serializer):
     reasons = ReasonSerializer(many=True)
 
 
-class BookingCreateInput(PatientScoped, PinsInput):
+@extend_schema_field({"type": "array", "items": {"type": "string", "example": "T12"}, "maxItems": 12})
+class LevelNamesField(serializers.Field):
+    """A list of level names (a flat field: it holds no child field to copy)."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list) or not all(isinstance(item, str) and len(item) <= 4 for item in data):
+            raise serializers.ValidationError('A list of level names, e.g. ["T12", "L1"].')
+        return data
+
+    def to_representation(self, value: Any) -> list[str]:
+        return list(value)
+
+
+class OrderInput(serializers.Serializer):
+    """The referral's order; the pages take the same fields and scheduling.order checks both."""
+
+    level_names = LevelNamesField(
+        required=False, help_text='Spinal levels by name, e.g. ["T12", "L1"]; their count is the case\'s levels.'
+    )
+    side = serializers.ChoiceField(Side.choices, required=False, allow_blank=True, default="")
+    indication_code = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text="ICD-10-CM.")
+    indication_text = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    referring_provider = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    external_order_id = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    prior_auth_number = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    prior_auth_status = serializers.ChoiceField(PriorAuthStatus.choices, required=False)
+    notes = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        try:
+            order = case_order(attrs)
+            attrs["levels"] = level_count(order.level_names, attrs.get("levels"))
+        except BookingInvalid as exc:
+            raise serializers.ValidationError(problems_by_field(exc.problems)) from exc
+        attrs["order"] = order
+        return attrs
+
+
+def problems_by_field(problems: list[Problem]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for problem in problems:
+        out.setdefault(problem.field or "non_field_errors", []).append(problem.message)
+    return out
+
+
+class BookingCreateInput(OrderInput, PatientScoped, PinsInput):
     patient = IdField(queryset=Patient.objects.none())
     procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
-    levels = serializers.IntegerField(min_value=1, max_value=20, default=1)
+    levels = serializers.IntegerField(
+        min_value=1, max_value=20, required=False, help_text="Needed only when the levels are not named; default 1."
+    )
     start = AwareDateTimeField()
     sedation = serializers.ChoiceField(Sedation.choices, required=False)
     hold = serializers.BooleanField(
@@ -144,6 +195,34 @@ class CancelInput(serializers.Serializer):
     note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
+class OrderSerializer(serializers.Serializer):
+    level_names = serializers.ListField(child=serializers.CharField())
+    side = serializers.CharField(allow_blank=True)
+    indication_code = serializers.CharField(allow_blank=True)
+    indication_text = serializers.CharField(allow_blank=True)
+    referring_provider = serializers.CharField(allow_blank=True)
+    external_order_id = serializers.CharField(allow_blank=True)
+    prior_auth_number = serializers.CharField(allow_blank=True)
+    prior_auth_status = serializers.CharField()
+    notes = serializers.CharField(allow_blank=True)
+    cpt_codes = serializers.ListField(child=serializers.CharField(), help_text="From the procedure and the levels.")
+
+
+def order_data(booking: Booking) -> dict[str, Any]:
+    return {
+        "level_names": list(booking.level_names),
+        "side": booking.side,
+        "indication_code": booking.indication_code,
+        "indication_text": booking.indication_text,
+        "referring_provider": booking.referring_provider,
+        "external_order_id": booking.external_order_id,
+        "prior_auth_number": booking.prior_auth_number,
+        "prior_auth_status": booking.prior_auth_status,
+        "notes": booking.order_notes,
+        "cpt_codes": booking.cpt_codes,
+    }
+
+
 class BookingSerializer(serializers.Serializer):
     """A booking as people read it: times in the site's zone."""
 
@@ -157,6 +236,7 @@ class BookingSerializer(serializers.Serializer):
     end = serializers.CharField()
     arrival = serializers.CharField()
     cancel_reason = serializers.CharField(allow_blank=True)
+    order = OrderSerializer()
     anticoagulant_override = serializers.JSONField(
         allow_null=True, help_text="Who booked the case inside the patient's anticoagulant hold, when and why."
     )
@@ -198,6 +278,7 @@ def booking_data(booking: Booking, role: str | None) -> dict[str, Any]:
         "end": local_iso(booking.ends_at, zone),
         "arrival": local_iso(booking.arrival_at, zone),
         "cancel_reason": booking.cancel_reason,
+        "order": order_data(booking),
         "anticoagulant_override": override_data(booking),
         "patient": patient_data(booking.patient, role),
         "legs": [leg_data(view, zone) for view in leg_views(booking)],

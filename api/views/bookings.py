@@ -123,6 +123,7 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
                 starts_at=data["start"],
                 status=BookingStatus.HOLD if data["hold"] else BookingStatus.SCHEDULED,
                 anticoagulant_override_reason=data.get("anticoagulant_override_reason"),
+                order=data["order"],
             )
         except SlotUnavailable as exc:
             exc.alternatives = alternatives(case, data["start"])  # type: ignore[attr-defined]

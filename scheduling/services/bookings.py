@@ -28,6 +28,7 @@ from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
 from scheduling.holdrule import HoldRow
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
+from scheduling.order import CaseOrder, level_count
 from scheduling.request import CaseRequest
 from scheduling.rules import rulebook_for
 from scheduling.rules.inputs import ResourceRow, SiteRow
@@ -182,6 +183,7 @@ def booking_create(
     status: str = BookingStatus.SCHEDULED,
     allow_past: bool = False,
     anticoagulant_override_reason: str | None = None,
+    order: CaseOrder | None = None,
 ) -> Booking:
     """Book a case. Resources the request pins are checked by every rule; the availability
     engine picks the rest, inside this transaction and under its locks.
@@ -199,8 +201,12 @@ def booking_create(
     Raises BookingInvalid (a rule, with every problem), SlotUnavailable (other cases hold what
     it needs), UnknownReference (a pinned id that does not exist), NotPermitted or
     OverrideNotPermitted (the role); nothing is written then.
+    ``order`` (the referral's levels by name, indication, referrer, authorisation) is stored
+    with the case; its named levels must match ``request.levels``.
     Returns the booking with its legs and their resources, its site, patient and procedure.
     """
+    order = order or CaseOrder()
+    level_count(order.level_names, request.levels)
     if status not in (BookingStatus.HOLD, BookingStatus.SCHEDULED):
         raise BookingInvalid([Problem("invalid_status", "A new booking is a hold or scheduled.", field="status")])
     require_aware(starts_at, "start")
@@ -225,7 +231,9 @@ def booking_create(
             if isinstance(decision, Decision):
                 written = _written(rulebook, decision, starts_at)
                 _sweep_if_needed(rulebook, written, now)
-                booking = _insert(actor, request, written, status=status, now=now, holds=rulebook.window.holds)
+                booking = _insert(
+                    actor, request, written, status=status, now=now, holds=rulebook.window.holds, order=order
+                )
                 _record_override(actor, booking, rulebook, written, override, now=now)
     except DatabaseError as exc:
         # Another writer skipped the locks and won; its legs are committed now.
@@ -306,7 +314,14 @@ def _record_override(
 
 
 def _insert(
-    actor: Any, request: CaseRequest, written: Written, *, status: str, now: datetime, holds: list[HoldRow]
+    actor: Any,
+    request: CaseRequest,
+    written: Written,
+    *,
+    status: str,
+    now: datetime,
+    holds: list[HoldRow],
+    order: CaseOrder,
 ) -> Booking:
     start, end, arrival = written.span()
     booking = Booking(
@@ -321,6 +336,7 @@ def _insert(
         arrival_at=arrival,
         hold_expires_at=hold_expiry(now) if status == BookingStatus.HOLD else None,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        **order.as_model_fields(),
     )
     legs = _leg_rows(booking, written)
     audit = audit_event(
@@ -332,6 +348,7 @@ def _insert(
             "start": start.isoformat(),
             "procedure_type": request.procedure_type.code,
             "levels": request.levels,
+            "level_names": list(order.level_names),
             "sedation": request.sedation_level,
             "legs": written.summary(),
         },
