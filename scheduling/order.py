@@ -148,7 +148,9 @@ def case_order(data: Mapping[str, Any]) -> CaseOrder:
         problems.append(Problem("icd10_missing", "Give the ICD-10 code with the indication.", field="indication_code"))
     side = str(data.get("side") or "")
     if side not in Side.values:
-        problems.append(Problem("side_invalid", f"Side is one of {', '.join(v for v in Side.values if v)}.", "side"))
+        problems.append(
+            Problem("side_invalid", f"Side is one of {', '.join(v for v in Side.values if v)}.", field="side")
+        )
     status = str(data.get("prior_auth_status") or PriorAuthStatus.NOT_REQUIRED)
     if status not in PriorAuthStatus.values:
         problems.append(
