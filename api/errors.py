@@ -94,7 +94,7 @@ def scheduling_problem(exc: SchedulingError) -> Response:
         return problem(409, exc.code, exc.message, errors=exc.items)
     if isinstance(exc, OverrideNotPermitted):
         return problem(403, exc.code, exc.message, errors=exc.details or None)
-    return problem(409, exc.code, exc.message)
+    return problem(409, exc.code, exc.message, errors=exc.details or None)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

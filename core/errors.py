@@ -86,3 +86,14 @@ class NotPermitted(SchedulingError):
     """The user's role does not allow this read or write."""
 
     code = "permission_denied"
+
+
+class PossibleDuplicate(SchedulingError):
+    """A new patient looks like one on file: same MRN, or same name and date of birth."""
+
+    code = "possible_duplicate"
+
+    def __init__(self, message: str, matches: list[int], *, same_mrn: bool) -> None:
+        self.matches = matches
+        self.same_mrn = same_mrn
+        super().__init__(message, details={"matches": matches, "same_mrn": same_mrn})

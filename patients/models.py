@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.validators import birth_years, clinic_years
+from patients.text import search_key
 
 
 class Sex(models.TextChoices):
@@ -34,6 +35,16 @@ class PregnancyPossible(models.TextChoices):
 CHILDBEARING_AGES = (10, 55)
 
 
+class SearchKeyField(models.CharField):
+    """The patient's names lower-cased without accents or punctuation, kept by every save and
+    bulk insert, so search matches "jose" to "José" on SQLite and PostgreSQL alike."""
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = search_key(getattr(model_instance, "last_name", ""), getattr(model_instance, "first_name", ""))
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class Patient(models.Model):
     """Minimal demographics: what scheduling and the day of the procedure need."""
 
@@ -52,6 +63,7 @@ class Patient(models.Model):
     escort_name = models.CharField(max_length=120, blank=True)
     escort_phone = models.CharField(max_length=30, blank=True)
     allergies = models.CharField(max_length=255, blank=True)
+    search_key = SearchKeyField(max_length=170, blank=True, editable=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

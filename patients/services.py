@@ -1,4 +1,4 @@
-"""Writes on a patient's clinical records: lab results and imaging studies. Each is validated
+"""Writes on a patient's records: registration, lab results and imaging studies. Each is validated
 (every problem at once), saved and audited with ids and codes only."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.errors import BookingInvalid, Problem
+from core.errors import BookingInvalid, PossibleDuplicate, Problem
+from core.services import record_create
 from patients.models import ImagingModality, ImagingStudy, LabResult, LabTest, Patient
+from patients.registry import likely_duplicates
 
 LAB_VALUE_LIMIT = Decimal("100000")
 
@@ -65,3 +67,27 @@ def imaging_study_record(*, actor: Any, patient: Patient, modality: str, perform
         actor=actor, action="imaging_study.create", obj=study, details={"patient": patient.pk, "modality": modality}
     )
     return study
+
+
+def patient_register(*, actor: Any, data: dict[str, Any], duplicate_ok: bool = False) -> Patient:
+    """Register a patient. One who looks like a patient on file is refused with the matches
+    (PossibleDuplicate): always for the same MRN (it is the same record), and for the same name
+    and date of birth unless ``duplicate_ok`` says staff checked they are different people.
+    Raises django ValidationError with field messages for a bad record."""
+    matches = likely_duplicates(
+        first_name=str(data.get("first_name", "")),
+        last_name=str(data.get("last_name", "")),
+        date_of_birth=data.get("date_of_birth"),
+        mrn=str(data.get("mrn", "")),
+    )
+    mrn = str(data.get("mrn", "")).strip().casefold()
+    same_mrn = [p.pk for p in matches if p.mrn.casefold() == mrn]
+    if same_mrn:
+        raise PossibleDuplicate("A patient with this MRN is already registered.", same_mrn, same_mrn=True)
+    if matches and not duplicate_ok:
+        raise PossibleDuplicate(
+            "A patient with the same name and date of birth is already registered; check it is not the same person.",
+            [p.pk for p in matches],
+            same_mrn=False,
+        )
+    return record_create(actor=actor, model=Patient, data=data)

@@ -17,10 +17,16 @@ class PatientSerializer(ClinicModelSerializer):
     """Full record; views narrow it to the fields the caller's role may see."""
 
     date_of_birth = ClinicDateField(first_year=FIRST_BIRTH_YEAR)
+    duplicate_ok = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        default=False,
+        help_text="Register although a patient with the same name and date of birth is on file (never for the same MRN).",
+    )
 
     class Meta:
         model = Patient
-        fields = list(FRONT_DESK_PATIENT_FIELDS)
+        fields = [*FRONT_DESK_PATIENT_FIELDS, "duplicate_ok"]
         read_only_fields = ["id"]
 
     def __init__(self, *args: Any, role: str | None = None, narrow: bool = False, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ from api.views.common import READ, audit_patients_read, role_map
 from api.views.reference import ReferenceViewSet
 from core.roles import primary_role
 from patients.models import Drug, MedicationHold, Patient
+from patients.services import patient_register
 from scheduling import policy
 from scheduling.selectors import patients_visible_to
 from scheduling.services.medication import medication_hold_create, medication_hold_delete, medication_hold_update
@@ -27,6 +28,15 @@ class PatientViewSet(ReferenceViewSet):
 
     def get_queryset(self) -> QuerySet[Patient]:
         return patients_visible_to(self.request.user).order_by("last_name", "first_name", "id")
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        duplicate_ok = bool(data.pop("duplicate_ok", False))
+        serializer.instance = patient_register(actor=self.request.user, data=data, duplicate_ok=duplicate_ok)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.validated_data.pop("duplicate_ok", None)
+        super().perform_update(serializer)
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("context", self.get_serializer_context())

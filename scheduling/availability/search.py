@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -22,6 +23,7 @@ from scheduling.rules.rulebook import Rulebook, from_min, to_min, window_bounds
 
 MAX_WINDOW_DAYS = 92
 MAX_COUNT = 200
+PER_DAY_SPACING_MINUTES = 60
 
 
 @dataclass
@@ -52,6 +54,9 @@ class SearchQuery:
     count: int = 10
     grid_minutes: int = 5
     not_before: datetime | None = None
+    # Up to this many starts on each day (the earliest of each), instead of the earliest
+    # ``count`` overall: a week at a glance rather than five starts on one morning.
+    per_day: int | None = None
     # The demo seed books a week that may lie in the past; nothing else should.
     allow_past: bool = False
 
@@ -65,6 +70,8 @@ def check_query(query: SearchQuery) -> None:
         problems.append(
             Problem("window_too_large", f"Search at most {MAX_WINDOW_DAYS} days at a time; {days} asked.", field="to")
         )
+    if query.per_day is not None and not 1 <= query.per_day <= 10:
+        problems.append(Problem("per_day_out_of_range", "Ask for 1 to 10 starts a day.", field="per_day"))
     if not 1 <= query.count <= MAX_COUNT:
         problems.append(Problem("count_out_of_range", f"Ask for 1 to {MAX_COUNT} results.", field="limit"))
     if not 1 <= query.grid_minutes <= 60 or 60 % query.grid_minutes:
@@ -115,7 +122,8 @@ def to_slot(rulebook: Rulebook, site_id: int, found: engine.Assignment) -> Slot:
 
 
 def availability_search(query: SearchQuery, *, now: datetime | None = None) -> list[Slot]:
-    """The earliest ``query.count`` feasible starts, each with a resource for every leg."""
+    """The earliest ``query.count`` feasible starts, each with a resource for every leg (with
+    ``query.per_day``, the first starts of each day, an hour or more apart)."""
     check_query(query)
     now = now or timezone.now()
     request = query.request
@@ -139,16 +147,25 @@ def availability_search(query: SearchQuery, *, now: datetime | None = None) -> l
             query.latest,
             rulebook.not_before(site, query.not_before),
         )
-        found = engine.search(
+        run = partial(
+            engine.search,
             rulebook.pools(site),
             window,
             grid=query.grid_minutes,
-            count=query.count,
-            allowed=allowed,
             score=rulebook.score(site),
             origin=window[0],
         )
-        slots.extend(to_slot(rulebook, site.id, one) for one in found)
+        if not query.per_day:
+            slots.extend(to_slot(rulebook, site.id, one) for one in run(allowed=allowed, count=query.count))
+            continue
+        # Each day: its earliest start, then the earliest an hour or more after the last found.
+        for first, last in allowed:
+            for _ in range(query.per_day):
+                found = run(allowed=[(first, last)], count=1) if first <= last else []
+                if not found:
+                    break
+                slots.append(to_slot(rulebook, site.id, found[0]))
+                first = found[0].start + PER_DAY_SPACING_MINUTES
     slots.sort(key=lambda s: (s.start, s.site_id))
     return slots[: query.count]
 
