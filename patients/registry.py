@@ -17,7 +17,7 @@ MAX_RESULTS = 25
 def parse_birth_date(token: str) -> date | None:
     for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(token, fmt).date()
+            return datetime.strptime(token, fmt).date()  # noqa: DTZ007 (a calendar date, no time)
         except ValueError:
             continue
     return None

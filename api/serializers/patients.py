@@ -21,7 +21,7 @@ class PatientSerializer(ClinicModelSerializer):
         write_only=True,
         required=False,
         default=False,
-        help_text="Register although a patient with the same name and date of birth is on file (never for the same MRN).",
+        help_text="Register although a patient with the same name and birth date is on file (never the same MRN).",
     )
 
     class Meta:
