@@ -65,7 +65,10 @@ INSTALLED_APPS = [
     "scheduling",
     "procedure_day",
     "api",
+    "web",
     "ops",
+    # The htmx script, served from the project's static files.
+    "django_htmx",
 ]
 # Developer tools (demo data, benchmarks) are installed where their folder is: in a checkout,
 # not in the production image.
@@ -104,6 +107,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context.header",
             ],
         },
     },
@@ -195,7 +199,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
 
 SESSION_COOKIE_HTTPONLY = True
+# A sign-in lasts a working day at most, and ends when the browser closes (shared workstations).
 SESSION_COOKIE_AGE = 60 * 60 * 8
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and "DATABASE_URL" in os.environ)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
@@ -395,7 +401,12 @@ REST_FRAMEWORK = {
 }
 # Sign-in throttles: attempts per client address per window, and a lockout per username after
 # repeated failures (whatever address they come from), on the token endpoint and sign-in pages.
-LOGIN_THROTTLE_PATHS = {"/admin/login/"}
+LOGIN_THROTTLE_PATHS = {"/admin/login/", "/signin/"}
+LOGIN_URL = "/signin/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/signin/"
+# The address staff open the pages at, for links in email (the 06:00 work list).
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 LOGIN_THROTTLE_ATTEMPTS = int(os.environ.get("LOGIN_THROTTLE_ATTEMPTS", "10"))
 LOGIN_THROTTLE_WINDOW_SECONDS = 60
 LOGIN_LOCKOUT_ATTEMPTS = int(os.environ.get("LOGIN_LOCKOUT_ATTEMPTS", "5"))

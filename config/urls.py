@@ -13,6 +13,7 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("", include("web.urls")),
 ]
 
 

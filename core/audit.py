@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
@@ -53,3 +54,13 @@ def audit_read(
         object_id=str(object_ids[0]) if len(object_ids) == 1 else f"{len(object_ids)} records",
         details={"ids": [str(i) for i in object_ids], **(details or {})},
     )
+
+
+PATIENT_OBJECT = "patients.patient"
+
+
+def audit_patients(actor: Any, action: str, patient_ids: Iterable[Any], **details: Any) -> AuditEvent | None:
+    """One audit row for the patients an answer or a page shows (none when it shows none):
+    every face records its reads of patient data through here."""
+    ids = list(dict.fromkeys(patient_ids))
+    return audit_read(actor=actor, action=action, object_type=PATIENT_OBJECT, object_ids=ids, details=details or None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
 
 from outbox.models import Channel, Notification
@@ -119,7 +120,7 @@ def _daily_list(notification: Notification, now: datetime) -> Message:
         f"{len(cases)} case{'s' if len(cases) != 1 else ''} at {site.name} on {day:%A %d %B}.\n"
         f"First start: {first:%H:%M}.\n"
         f"Rooms: {', '.join(rooms)}.\n\n"
-        f"Your list: {API}/daily-list/?physician={physician.pk}&date={day.isoformat()}"
+        f"Your list (sign in to open it): {settings.PUBLIC_URL}/day/?date={day.isoformat()}"
     )
     return Message(Channel.EMAIL, physician.email, f"Your cases on {day:%a %d %b}: {len(cases)}", body)
 

@@ -391,7 +391,7 @@ def test_daily_lists_once_per_physician_and_day_without_patient_names(notify):
     assert message.subject == "Your cases on Mon 11 Jan: 2"
     assert "First start: 09:00." in message.body
     assert "Rooms: Fluoro 1." in message.body
-    assert f"/api/v1/daily-list/?physician={physician.pk}&date=2027-01-11" in message.body
+    assert "http://127.0.0.1:8000/day/?date=2027-01-11" in message.body
     assert_no_patient_data(message.subject + message.body, notify)
 
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from api.errors import exception_handler
 from api.fields import ClinicDateField
-from core.audit import audit_read
+from core.audit import audit_patients
 from patients.models import Patient
 from rooms.models import Site
 
@@ -42,8 +42,7 @@ def site_zones() -> dict[int, ZoneInfo]:
 
 def audit_patients_read(request: Request, action: str, patient_ids: Iterable[int], **details: Any) -> None:
     """One audit row for the patients an answer shows (none when it shows none)."""
-    ids = list(dict.fromkeys(patient_ids))
-    audit_read(actor=request.user, action=action, object_type=PATIENT_OBJECT, object_ids=ids, details=details or None)
+    audit_patients(request.user, action, patient_ids, **details)
 
 
 class ProblemRendering:

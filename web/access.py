@@ -1,0 +1,46 @@
+"""Who may open a page: signed in, and one of the roles the policy names. Refusals render the
+same page whatever was asked (no hint whether a case exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from core.errors import NotPermitted
+from scheduling import policy
+
+View = Callable[..., HttpResponse]
+
+
+def refused(request: HttpRequest, message: str = "Your role does not allow this page.") -> HttpResponse:
+    return render(request, "web/refused.html", {"message": message}, status=403)
+
+
+def not_found(request: HttpRequest, what: str = "page") -> HttpResponse:
+    return render(request, "web/not_found.html", {"what": what}, status=404)
+
+
+def page(roles: frozenset[str] = policy.EVERYONE) -> Callable[[View], View]:
+    """A page for signed-in users with one of ``roles``; NotPermitted from a service or
+    selector becomes the refusal page."""
+
+    def wrap(view: View) -> View:
+        @wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not policy.may(request.user, roles):
+                return refused(request)
+            try:
+                return view(request, *args, **kwargs)
+            except NotPermitted as exc:
+                return refused(request, exc.message)
+
+        return inner
+
+    return wrap

@@ -1,0 +1,189 @@
+"""The pages' forms. They check shape and turn text into values; whether a case may happen is
+the rulebook's, asked through the same services and selectors as the API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.utils import timezone
+
+from core.errors import BookingInvalid
+from patients.models import Drug, Patient
+from rooms.models import ProcedureRoom
+from scheduling.models import CancelReason, ProcedureType, Sedation
+from scheduling.order import CaseOrder, PriorAuthStatus, Side, case_order, level_count
+from staff.models import StaffMember, StaffRole
+
+DEFAULT_RANGE_DAYS = 21
+TIMES_OF_DAY = {"": (None, None), "morning": (None, time(12, 0)), "afternoon": (time(12, 0), None)}
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Find a patient",
+        max_length=100,
+        help_text="Name, date of birth (YYYY-MM-DD or MM/DD/YYYY) or MRN; case and accents do not matter.",
+    )
+
+
+class PatientForm(forms.ModelForm):
+    duplicate_ok = forms.BooleanField(
+        required=False, label="I have checked: this is a different person from the patient shown"
+    )
+
+    class Meta:
+        model = Patient
+        fields = [
+            "mrn",
+            "first_name",
+            "last_name",
+            "date_of_birth",
+            "sex",
+            "pregnancy_possible",
+            "phone",
+            "escort_name",
+            "escort_phone",
+            "allergies",
+        ]
+        widgets = {"date_of_birth": DateInput()}
+        labels = {"escort_name": "Escort (responsible adult)", "pregnancy_possible": "Pregnancy screen"}
+        help_texts = {"allergies": "Contrast, latex, cement or drug allergies; leave empty if none known."}
+
+    def validate_unique(self) -> None:
+        # The registration service reports a same-MRN patient with the match.
+        return None
+
+
+class HoldForm(forms.Form):
+    drug = forms.ModelChoiceField(queryset=Drug.objects.filter(is_active=True).order_by("name"), label="Drug")
+    last_dose_on = forms.DateField(
+        required=False, widget=DateInput(), label="Last dose", help_text="Empty while the patient still takes it."
+    )
+    hold_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=60,
+        label="Days for this patient",
+        help_text="Empty uses the drug list's days (shown with each drug).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["drug"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.label_from_instance = lambda drug: (  # type: ignore[method-assign,assignment]
+            f"{drug.name} — hold {drug.hold_days_high} d before high-risk, "
+            f"{drug.hold_days_intermediate} d intermediate, {drug.hold_days_low} d low"
+        )
+
+
+class BookingForm(forms.Form):
+    """The order (what the referral asks for) and the slot finder's filters."""
+
+    patient = forms.ModelChoiceField(queryset=Patient.objects.none(), widget=forms.HiddenInput)
+    procedure_type = forms.ModelChoiceField(
+        queryset=ProcedureType.objects.filter(is_active=True).order_by("code"), label="Procedure"
+    )
+    level_names = forms.CharField(
+        required=False, max_length=80, label="Levels", help_text="By name, e.g. T12, L1. Their count sets the time."
+    )
+    side = forms.ChoiceField(choices=Side.choices, required=False)
+    sedation = forms.ChoiceField(
+        choices=[("", "Procedure's default"), *Sedation.choices], required=False, label="Sedation"
+    )
+    indication_code = forms.CharField(required=False, max_length=10, label="ICD-10 code", help_text="e.g. M80.08XA")
+    indication_text = forms.CharField(required=False, max_length=200, label="Indication")
+    referring_provider = forms.CharField(required=False, max_length=120)
+    external_order_id = forms.CharField(required=False, max_length=60, label="Order id (referral)")
+    prior_auth_number = forms.CharField(required=False, max_length=60, label="Prior authorisation number")
+    prior_auth_status = forms.ChoiceField(choices=PriorAuthStatus.choices, label="Prior authorisation")
+    notes = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+    anticoagulant_override_reason = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Override the anticoagulant hold: reason",
+        help_text="Only to book inside the patient's hold, as the physician decides; recorded on the case.",
+    )
+    date_from = forms.DateField(widget=DateInput(), label="From")
+    date_to = forms.DateField(widget=DateInput(), label="To")
+    physician = forms.ModelChoiceField(queryset=StaffMember.objects.none(), required=False, empty_label="Any")
+    room = forms.ModelChoiceField(queryset=ProcedureRoom.objects.none(), required=False, empty_label="Any")
+    time_of_day = forms.ChoiceField(
+        choices=[("", "Any time"), ("morning", "Morning (before 12:00)"), ("afternoon", "Afternoon (from 12:00)")],
+        required=False,
+        label="Time of day",
+    )
+
+    def __init__(
+        self, *args: Any, patients: Any, may_override: bool, own_physician: StaffMember | None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        physicians = StaffMember.objects.filter(role=StaffRole.PHYSICIAN, is_active=True).order_by("last_name")
+        if own_physician is not None:
+            physicians = physicians.filter(pk=own_physician.pk)
+            self.fields["physician"].empty_label = None  # type: ignore[attr-defined]
+            self.fields["physician"].required = True
+        self.fields["physician"].queryset = physicians  # type: ignore[attr-defined]
+        self.fields["room"].queryset = ProcedureRoom.objects.filter(is_active=True).order_by(  # type: ignore[attr-defined]
+            "site__name", "name"
+        )
+        if not may_override:
+            del self.fields["anticoagulant_override_reason"]
+        self.order: CaseOrder | None = None
+
+    @staticmethod
+    def initial_range(today: date) -> dict[str, date]:
+        return {"date_from": today + timedelta(days=1), "date_to": today + timedelta(days=DEFAULT_RANGE_DAYS)}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            self.order = case_order(data)
+            data["levels"] = level_count(self.order.level_names, None)
+        except BookingInvalid as exc:
+            for problem in exc.problems:
+                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+        first, last = data.get("date_from"), data.get("date_to")
+        if first and last:
+            if last < first:
+                self.add_error("date_to", "The range ends before it starts.")
+            elif (last - first).days > 62:
+                self.add_error("date_to", "Search at most nine weeks at a time.")
+        earliest, latest = TIMES_OF_DAY.get(data.get("time_of_day") or "", (None, None))
+        data["earliest"], data["latest"] = earliest, latest
+        return data
+
+    def pins(self) -> dict[str, int]:
+        data = self.cleaned_data
+        return {name: data[name].pk for name in ("physician", "room") if data.get(name) is not None}
+
+
+class StartForm(forms.Form):
+    """A start typed by hand, in the site's zone."""
+
+    start = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        label="Try a start",
+    )
+
+    def aware(self, zone: ZoneInfo) -> datetime:
+        value: datetime = self.cleaned_data["start"]
+        value = value.replace(tzinfo=None) if timezone.is_aware(value) else value
+        return value.replace(tzinfo=zone)
+
+
+class CancelForm(forms.Form):
+    reason = forms.ChoiceField(choices=[("", "Choose a reason…"), *CancelReason.choices[:-2], CancelReason.choices[-1]])
+    note = forms.CharField(required=False, max_length=255, label="Note")

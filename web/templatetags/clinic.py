@@ -1,0 +1,55 @@
+"""Times in the site's zone, named; small display helpers for the pages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.filter
+def hm(moment: datetime | None, zone: ZoneInfo) -> str:
+    """ "09:30" in ``zone``."""
+    return "" if moment is None else f"{moment.astimezone(zone):%H:%M}"
+
+
+@register.filter
+def when(moment: datetime | None, zone: ZoneInfo) -> str:
+    """ "Mon 7 Dec 09:30 CST" in ``zone``, the zone named."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %Y %H:%M} {local.tzname()}"
+
+
+@register.filter
+def tzname(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "" if moment is None else str(moment.astimezone(zone).tzname())
+
+
+@register.filter
+def longdate(day: date | None) -> str:
+    return "" if day is None else f"{day:%A} {day.day} {day:%B %Y}"
+
+
+@register.filter
+def get(mapping: dict[str, Any], key: str) -> Any:
+    return mapping.get(key) if mapping else None
+
+
+@register.simple_tag
+def hidden_copy(form: Any) -> str:
+    """The form's values as hidden inputs without ids (one copy per slot on a page)."""
+    parts = []
+    for field in form:
+        value = field.field.prepare_value(field.value())
+        if value is None or value is False:
+            continue
+        parts.append(format_html('<input type="hidden" name="{}" value="{}">', field.html_name, value))
+    return mark_safe("".join(parts))  # noqa: S308 (each part escaped by format_html)
