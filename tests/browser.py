@@ -23,7 +23,7 @@ import pytest
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 SCREENSHOT_DIR = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "var" / "screenshots"))
-SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
+SIZES = {"desktop": (1366, 900), "phone": (375, 812)}
 
 
 def browser_missing() -> str | None:
@@ -111,3 +111,42 @@ def resources_loaded(driver: Any) -> list[str]:
         "return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name));"
     )
     return [str(url) for url in urls]
+
+
+AXE = Path(__file__).resolve().parent / "assets" / "axe-4.14.1.min.js"
+
+
+def axe_violations(driver: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 A and AA violations of the page in the browser, of these impacts:
+    each with its rule, impact, help text and the offending elements."""
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+        ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e)}]));"
+    )
+    return [
+        {
+            "rule": v["id"],
+            "impact": v.get("impact"),
+            "help": v.get("help"),
+            "nodes": [n.get("target") for n in v.get("nodes", [])][:5],
+        }
+        for v in result
+        if v.get("impact") in impacts
+    ]
+
+
+def pdf_pages(driver: Any, paper: str) -> int:
+    """The pages Chromium prints the current page on, on A4 or Letter paper."""
+    import base64
+    import re
+
+    width, height = {"a4": (8.27, 11.69), "letter": (8.5, 11.0)}[paper]
+    printed = driver.execute_cdp_cmd(
+        "Page.printToPDF", {"paperWidth": width, "paperHeight": height, "preferCSSPageSize": False}
+    )
+    data = base64.b64decode(printed["data"])
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOT_DIR / f"print-{paper}.pdf").write_bytes(data)
+    return len(re.findall(rb"/Type\s*/Page(?!s)", data))

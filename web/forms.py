@@ -92,7 +92,9 @@ class BookingForm(forms.Form):
 
     patient = forms.ModelChoiceField(queryset=Patient.objects.none(), widget=forms.HiddenInput)
     procedure_type = forms.ModelChoiceField(
-        queryset=ProcedureType.objects.filter(is_active=True).order_by("code"), label="Procedure"
+        queryset=ProcedureType.objects.filter(is_active=True).order_by("code"),
+        label="Procedure",
+        empty_label="Choose a procedure…",
     )
     level_names = forms.CharField(
         required=False, max_length=80, label="Levels", help_text="By name, e.g. T12, L1. Their count sets the time."
