@@ -8,7 +8,6 @@ day of twelve cases prints on one A4 and one Letter page."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,7 +30,7 @@ PASSWORD = "a long demo password 42"
 
 
 @pytest.fixture
-def clinic_live(live_server: Any) -> Iterator[tuple[Any, Clinic, dict[str, Any]]]:
+def clinic_live(live_server: Any) -> tuple[Any, Clinic, dict[str, Any]]:
     require_browser()
     clinic = build_clinic()
     users = {}
@@ -44,7 +43,7 @@ def clinic_live(live_server: Any) -> Iterator[tuple[Any, Clinic, dict[str, Any]]
     clinic.physicians[0].save()
     clinic.techs[0].user = users["tech"]
     clinic.techs[0].save()
-    yield live_server, clinic, users
+    return live_server, clinic, users
 
 
 def sign_in(driver: Any, base: str, username: str) -> None:
@@ -105,7 +104,7 @@ def click_text(driver: Any, label: str) -> None:
 
 
 def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
-    server, clinic, users = clinic_live
+    server, clinic, _users = clinic_live
     base = server.url
     problems: dict[str, Any] = {}
     width, height = SIZES["desktop"]
@@ -202,7 +201,7 @@ def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
 
 
 def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancelled(clinic_live):
-    server, clinic, users = clinic_live
+    server, clinic, _users = clinic_live
     base = server.url
     problems: dict[str, Any] = {}
     patient, rival = clinic.patients[0], clinic.patients[1]
@@ -292,7 +291,7 @@ def twelve_cases(clinic: Clinic) -> tuple[dt.date, Any]:
 
 
 def test_every_page_at_desktop_and_phone_width_and_the_day_on_paper(clinic_live):
-    server, clinic, users = clinic_live
+    server, clinic, _users = clinic_live
     base = server.url
     day, physician = twelve_cases(clinic)
     case = Booking.objects.order_by("starts_at").first()
