@@ -99,9 +99,17 @@ def sign_in_with_session(driver: Any, base_url: str, client: Any) -> None:
 
 
 def screenshot(driver: Any, name: str) -> Path:
+    """The whole page, top to bottom, at the window's width."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
-    driver.save_screenshot(str(path))
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    full = driver.execute_script("return document.documentElement.scrollHeight")
+    metrics = {"deviceScaleFactor": 1, "mobile": width < 600}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "width": width, "height": min(full, 6000)})
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "width": width, "height": height})
     return path
 
 

@@ -50,11 +50,11 @@ def sign_in(driver: Any, base: str, username: str) -> None:
     driver.get(base + "/signin/")
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "main button[type=submit]"))
 
 
 def sign_out(driver: Any) -> None:
-    driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    click_and_load(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']"))
 
 
 def text(driver: Any) -> str:
@@ -100,7 +100,19 @@ def fill(driver: Any, field_id: str, value: str) -> None:
 
 
 def click_text(driver: Any, label: str) -> None:
-    driver.find_element(By.XPATH, f"//main//*[self::a or self::button][normalize-space()='{label}']").click()
+    """Click the link or button and wait for the page it loads."""
+    click_and_load(
+        driver, driver.find_element(By.XPATH, f"//main//*[self::a or self::button][normalize-space()='{label}']")
+    )
+
+
+def click_and_load(driver: Any, element: Any) -> None:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page), message="the click loaded no page")
 
 
 def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
@@ -126,7 +138,7 @@ def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
         fill(driver, "id_escort_phone", "555-0142")
         fill(driver, "id_allergies", "Iodinated contrast")
         checked(driver, "register-desktop", problems)
-        driver.find_element(By.XPATH, "//button[normalize-space()='Register']").click()
+        click_and_load(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Register']"))
         wait_text(driver, "Patient registered")
         warfarin = Drug.objects.get(code="warfarin")
         Select(driver.find_element(By.ID, "id_drug")).select_by_value(str(warfarin.pk))
@@ -157,7 +169,7 @@ def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
         first = driver.find_element(By.CSS_SELECTOR, "#finder .slot")
         assert "C-arm" in first.text
         assert "Recovery bay" in first.text
-        first.find_element(By.TAG_NAME, "button").click()
+        click_and_load(driver, first.find_element(By.TAG_NAME, "button"))
 
         # Held, with its countdown; confirm.
         countdown = wait_css(driver, "[data-countdown]")
@@ -223,13 +235,13 @@ def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancell
             request=CaseRequest(procedure_type=clinic.vp(), patient=rival, pins={"physician": pins["physician"]}),
             starts_at=start,
         )
-        slot.find_element(By.TAG_NAME, "button").click()
+        click_and_load(driver, slot.find_element(By.TAG_NAME, "button"))
         clash = wait_css(driver, "#clash")
         assert "That start was just taken" in clash.text
         alternatives = clash.find_elements(By.CSS_SELECTOR, ".slot")
         assert alternatives
         checked(driver, "book-clash-desktop", problems)
-        alternatives[0].find_element(By.TAG_NAME, "button").click()
+        click_and_load(driver, alternatives[0].find_element(By.TAG_NAME, "button"))
         wait_text(driver, "Held for you")
         click_text(driver, "Confirm booking")
         wait_text(driver, "Booked.")
@@ -244,7 +256,7 @@ def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancell
         moves = driver.find_elements(By.CSS_SELECTOR, "#finder .slot")
         target = moves[-1]
         new_start = dt.datetime.fromisoformat(target.find_element(By.NAME, "start").get_attribute("value"))
-        target.find_element(By.TAG_NAME, "button").click()
+        click_and_load(driver, target.find_element(By.TAG_NAME, "button"))
         wait_text(driver, "Moved.")
         booking.refresh_from_db()
         assert booking.starts_at == new_start

@@ -177,8 +177,15 @@ class StartForm(forms.Form):
     start = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        label="Try a start",
+        label="Or try a start",
+        required=False,
     )
+
+    def clean_start(self) -> datetime:
+        value = self.cleaned_data.get("start")
+        if value is None:
+            raise forms.ValidationError("Type the date and time to check.")
+        return value
 
     def aware(self, zone: ZoneInfo) -> datetime:
         value: datetime = self.cleaned_data["start"]

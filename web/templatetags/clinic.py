@@ -53,3 +53,39 @@ def hidden_copy(form: Any) -> str:
             continue
         parts.append(format_html('<input type="hidden" name="{}" value="{}">', field.html_name, value))
     return mark_safe("".join(parts))  # noqa: S308 (each part escaped by format_html)
+
+
+ITEM_WORDS = {
+    "ok": "done",
+    "missing": "missing",
+    "failed": "failed",
+    "not_required": "not needed",
+    "overridden": "overridden",
+}
+ACTION_WORDS = {
+    "booking.create": "Booked (or held)",
+    "booking.confirm": "Hold confirmed",
+    "booking.reschedule": "Moved",
+    "booking.cancel": "Cancelled",
+    "booking.hold_expire": "Hold expired",
+    "booking.anticoagulant_override": "Anticoagulant hold overridden",
+    "booking.readiness_override": "Readiness overridden",
+    "booking.check_in": "Checked in",
+    "booking.ready": "Ready",
+    "booking.start_procedure": "Procedure started",
+    "booking.end_procedure": "Procedure ended",
+    "booking.start_recovery": "Recovery started",
+    "booking.ready_for_discharge": "Ready for discharge",
+    "booking.discharge": "Discharged",
+    "booking.no_show": "No-show",
+}
+
+
+@register.filter
+def item_words(status: str) -> str:
+    return ITEM_WORDS.get(status, status.replace("_", " "))
+
+
+@register.filter
+def action_words(action: str) -> str:
+    return ACTION_WORDS.get(action, action.replace("_", " ").replace(".", ": "))

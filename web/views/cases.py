@@ -17,7 +17,7 @@ from core.models import AuditEvent
 from procedure_day.readiness import evaluate_with, load_readiness
 from scheduling import policy
 from scheduling.availability.search import SearchQuery, availability_search
-from scheduling.legroles import PIN_FIELDS
+from scheduling.legroles import LEG_ROLES, PIN_FIELDS, LegRole
 from scheduling.models import Booking, BookingStatus
 from scheduling.request import CaseRequest
 from scheduling.selectors import alternatives_after, booking_rows_visible_to, bookings_visible_to, leg_views
@@ -58,7 +58,7 @@ def _context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[str, 
         "zone": booking.site.zone,
         "patient": booking.patient,
         "fields": fields,
-        "legs": leg_views(booking),
+        "legs": [(LEG_ROLES[v.role].label, v) for v in leg_views(booking) if v.role != LegRole.PATIENT],
         "items": items,
         "holds": inputs.holds,
         "labs": inputs.labs[:6],
