@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 415, 429, 503)
 
@@ -26,6 +28,24 @@ class ProblemAutoSchema(AutoSchema):
                     direction=direction,
                 )
         return responses
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._action_name() in getattr(self.view, "idempotent_actions", ()):
+            parameters.append(
+                OpenApiParameter(
+                    IDEMPOTENCY_HEADER,
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    required=False,
+                    description=(
+                        "A key of your choosing (e.g. a UUID) that makes a retry safe: the same key with the "
+                        "same body replays the first answer instead of acting twice; with another body it "
+                        "is refused (422). Kept for 24 hours per user."
+                    ),
+                )
+            )
+        return parameters
 
     def _action_name(self) -> str:
         return getattr(self.view, "action", None) or self.method.lower()

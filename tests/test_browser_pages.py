@@ -339,3 +339,36 @@ def test_every_page_at_desktop_and_phone_width_and_the_day_on_paper(clinic_live)
                 assert pdf_pages(driver, "a4") == 1
                 assert pdf_pages(driver, "letter") == 1
     assert not problems, problems
+
+
+def test_sign_in_and_booking_controls_work_from_the_keyboard_with_visible_focus(clinic_live):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    server, clinic, _users = clinic_live
+    with chromium(*SIZES["desktop"]) as driver:
+        driver.get(server.url + "/signin/")
+        keys = ActionChains(driver)
+        focused = []
+        for _ in range(6):
+            keys.send_keys(Keys.TAB).perform()
+            element = driver.switch_to.active_element
+            focused.append(element.get_attribute("id") or element.tag_name)
+            if element.get_attribute("id") == "id_username":
+                break
+        assert focused[-1] == "id_username", focused
+        outline = driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none"
+        keys.send_keys("scheduler-web", Keys.TAB, PASSWORD, Keys.ENTER).perform()
+        wait_text(driver, "Find a patient")
+        assert driver.current_url == server.url + "/book/"
+        # The patient search from the keyboard: type, Enter, and the results come in place.
+        search = driver.find_element(By.ID, "id_q")
+        search.send_keys(clinic.patients[0].last_name, Keys.ENTER)
+        wait_css(driver, "#results table")
+        # htmx put the results in place: the page did not move to /patients/.
+        assert driver.current_url == server.url + "/book/"
+        link = driver.find_element(By.CSS_SELECTOR, "#results a.button")
+        link.send_keys(Keys.ENTER)
+        wait_css(driver, "#id_procedure_type")
+        assert f"patient={clinic.patients[0].pk}" in driver.current_url

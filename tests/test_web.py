@@ -374,3 +374,31 @@ def finder_queries(client, clinic):
         response = client.post("/book/search/", form)
         assert response.status_code == 200
     return len(queries)
+
+
+def test_an_expired_session_asks_for_sign_in_again(users):
+    client = client_of(users["scheduler"])
+    assert client.get("/book/").status_code == 200
+    session = client.session
+    session.set_expiry(-1)
+    session.save()
+    assert client.get("/book/").status_code == 302
+
+
+def test_sessions_end_with_the_browser_and_after_a_working_day(settings):
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    assert settings.SESSION_COOKIE_AGE <= 8 * 60 * 60
+    assert settings.SESSION_COOKIE_HTTPONLY
+
+
+def test_page_reads_of_patient_data_are_audited_like_the_api(clinic, users):
+    case = book(clinic, local(MONDAY, 9))
+    client = client_of(users["nurse"])
+    client.get(f"/cases/{case.pk}/")
+    client.get(f"/patients/{case.patient_id}/")
+    client.get(f"/cases/?date={MONDAY}")
+    actions = set(AuditEvent.objects.filter(object_type="patients.patient").values_list("action", flat=True))
+    assert {"booking.read", "patient.read", "day_cases.read"} <= actions
+    event = AuditEvent.objects.get(action="booking.read")
+    assert event.actor == users["nurse"]
+    assert event.details["ids"] == [str(case.patient_id)]

@@ -71,6 +71,8 @@ def alternatives(request: CaseRequest, start: datetime) -> list[dict[str, Any]]:
 class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     serializer_class = s.BookingSerializer
     filterset_class = BookingFilter
+    # Writes that take an Idempotency-Key (documented in the schema).
+    idempotent_actions = frozenset({"create", "confirm", "reschedule", "cancel"})
     roles = {
         "list": set(policy.EVERYONE),
         "retrieve": set(policy.EVERYONE),

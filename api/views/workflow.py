@@ -68,6 +68,19 @@ TRANSITIONS = (
 
 
 class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
+    # Steps that take an Idempotency-Key (documented in the schema).
+    idempotent_actions = frozenset(
+        {
+            "check_in",
+            "ready",
+            "start_procedure",
+            "end_procedure",
+            "start_recovery",
+            "ready_for_discharge",
+            "discharge",
+            "no_show",
+        }
+    )
     """Actions on a case the caller can see (others are 404). Transitions answer with the case;
     an illegal one is a 409 naming the status and the statuses it may start from."""
 
