@@ -402,3 +402,12 @@ def test_page_reads_of_patient_data_are_audited_like_the_api(clinic, users):
     event = AuditEvent.objects.get(action="booking.read")
     assert event.actor == users["nurse"]
     assert event.details["ids"] == [str(case.patient_id)]
+
+
+def test_a_tech_s_day_lists_the_cases_they_work_on(clinic, users):
+    mine = book(clinic, local(MONDAY, 9))
+    other = book(clinic, local(MONDAY, 13), patient=1, rad_tech=clinic.techs[1])
+    body = client_of(users["tech"]).get(f"/day/?date={MONDAY}").content.decode()
+    assert "Your day" in body
+    assert f'data-case="{mine.pk}"' in body
+    assert f'data-case="{other.pk}"' not in body

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from core.audit import audit_patients
 from core.roles import PHYSICIAN
@@ -25,8 +26,6 @@ def _day(request: HttpRequest, site: Site | None) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        from django.utils import timezone
-
         now = timezone.now()
         return (now.astimezone(site.zone) if site is not None else now).date()
 
@@ -50,16 +49,24 @@ def physician_day(request: HttpRequest) -> HttpResponse:
     elif policy.may(request.user, frozenset({PHYSICIAN})) and me is not None:
         physician = me
     cases: list[DailyCase] = []
+    title = f"{physician}'s day" if physician else "A physician's day"
+    own_cases = physician is None and me is not None and policy.reads_own_cases(request.user) and site is not None
     if physician is not None:
         daily = daily_list_for_physician(request.user, physician, day)
         cases = daily.cases
         audit_patients(request.user, "daily_list.read", daily.patient_ids, physician=physician.pk, date=day.isoformat())
+    elif own_cases and site is not None:
+        # A tech's own day: the cases they work on, whoever the physician.
+        cases = cases_of_day(request.user, site, day)
+        title = "Your day"
+        audit_patients(request.user, "day_cases.read", [c.booking.patient_id for c in cases], date=day.isoformat())
     context = {
         **_nav(day),
         "physician": physician,
         "physicians": physicians if may_pick else [],
         "rows": day_rows(cases, request.user),
-        "title": f"{physician}'s day" if physician else "A physician's day",
+        "title": title,
+        "all_physicians": own_cases,
     }
     return render(request, "web/day.html", context)
 
