@@ -411,3 +411,29 @@ def test_a_tech_s_day_lists_the_cases_they_work_on(clinic, users):
     assert "Your day" in body
     assert f'data-case="{mine.pk}"' in body
     assert f'data-case="{other.pk}"' not in body
+
+
+def test_a_physician_moves_a_case_inside_the_hold_with_a_reason_and_a_scheduler_cannot(clinic, users):
+    patient = clinic.patients[0]
+    MedicationHold.objects.create(patient=patient, drug=Drug.objects.get(code="warfarin"))
+    friday = MONDAY - dt.timedelta(days=3)
+    case = booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=patient, pins=clinic.resources()),
+        actor=users["physician"],
+        starts_at=local(friday, 9),
+        anticoagulant_override_reason="Fracture pain; cardiology agrees",
+    )
+    # Earlier, deeper inside the hold: the override given for Friday does not cover it.
+    thursday = local(friday - dt.timedelta(days=1), 9)
+    refused = client_of(users["scheduler"]).post(f"/cases/{case.pk}/reschedule/", {"start": thursday.isoformat()})
+    assert refused.status_code == 409
+    assert "Warfarin" in refused.content.decode()
+    physician = client_of(users["physician"])
+    assert 'id="override"' in physician.get(f"/cases/{case.pk}/reschedule/").content.decode()
+    moved = physician.post(
+        f"/cases/{case.pk}/reschedule/",
+        {"start": thursday.isoformat(), "anticoagulant_override_reason": "Still cannot wait"},
+    )
+    assert moved.status_code == 302, moved.content.decode()[-3000:]
+    case.refresh_from_db()
+    assert case.starts_at == thursday
