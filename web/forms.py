@@ -65,7 +65,11 @@ class PatientForm(forms.ModelForm):
 
 
 class HoldForm(forms.Form):
-    drug = forms.ModelChoiceField(queryset=Drug.objects.filter(is_active=True).order_by("name"), label="Drug")
+    drug = forms.ModelChoiceField(
+        queryset=Drug.objects.filter(is_active=True).order_by("name"),
+        label="Drug",
+        empty_label="Choose from the drug list…",
+    )
     last_dose_on = forms.DateField(
         required=False, widget=DateInput(), label="Last dose", help_text="Empty while the patient still takes it."
     )

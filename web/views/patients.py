@@ -15,7 +15,7 @@ from patients.models import Patient
 from patients.registry import find_patients
 from patients.services import patient_register
 from scheduling import policy
-from scheduling.selectors import patients_bookable_by, patients_visible_to
+from scheduling.selectors import bookings_visible_to, patients_bookable_by, patients_visible_to
 from scheduling.services.medication import medication_hold_create
 from web.access import not_found, page
 from web.forms import HoldForm, PatientForm, PatientSearchForm
@@ -83,6 +83,7 @@ def patient_page(request: HttpRequest, pk: int) -> HttpResponse:
         "holds": holds,
         "labs": list(patient.lab_results.all()[:10]),
         "imaging": list(patient.imaging_studies.all()[:10]),
+        "cases": list(bookings_visible_to(request.user).filter(patient=patient).order_by("-starts_at")[:20]),
         "hold_form": HoldForm(),
         "may_record_holds": policy.may(request.user, policy.MEDICATION_RECORDERS),
         "may_book": patients_bookable_by(request.user).filter(pk=patient.pk).exists(),
