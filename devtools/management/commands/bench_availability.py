@@ -99,6 +99,19 @@ LEG_COLUMNS = (
     "ends_at",
     "is_active",
 )
+# The case order of a bench booking: nothing named, no authorisation needed.
+ORDER_VALUES = {
+    "level_names": "[]",
+    "side": "",
+    "indication_code": "",
+    "indication_text": "",
+    "referring_provider": "",
+    "external_order_id": "",
+    "prior_auth_number": "",
+    "prior_auth_status": "not_required",
+    "order_notes": "",
+}
+ORDER_COLUMNS = tuple(ORDER_VALUES)
 BOOKING_COLUMNS = (
     "id",
     "patient_id",
@@ -115,6 +128,7 @@ BOOKING_COLUMNS = (
     "anticoagulant_override_reason",
     "created_at",
     "updated_at",
+    *ORDER_COLUMNS,
 )
 # Position of each resource column in a leg row.
 SLOT_OF_COLUMN = {"patient": 2, "room": 3, "equipment": 4, "staff": 5, "bay": 6}
@@ -574,6 +588,7 @@ def booking_rows(cases: Iterable[Case], site_id: int, stamps: Stamps) -> Iterato
             "",
             created,
             created,
+            *ORDER_VALUES.values(),
         )
 
 
