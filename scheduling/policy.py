@@ -22,6 +22,10 @@ BOOKERS = frozenset({ADMIN, SCHEDULER})
 # A physician books and moves their own cases (as the case's physician), e.g. to override an
 # anticoagulant hold; schedulers and admins book any case.
 OWN_CASE_BOOKERS = frozenset({PHYSICIAN})
+# Book, move and confirm a hold: any case, or (physicians) their own.
+CASE_BOOKERS = BOOKERS | OWN_CASE_BOOKERS
+CANCELLERS = BOOKERS
+PHYSICIANS = frozenset({PHYSICIAN})
 PATIENT_REGISTRARS = frozenset({ADMIN, SCHEDULER})
 MEDICATION_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
 CLINICAL_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
@@ -97,6 +101,11 @@ def patient_fields(user: Any) -> tuple[str, ...]:
 
 def patient_fields_of_role(role: str | None) -> tuple[str, ...]:
     return PATIENT_FIELDS_BY_ROLE.get(role or "", ())
+
+
+def sees_clinical_records(user: Any) -> bool:
+    """Whether ``user`` reads a patient's medication holds, labs and imaging (a tech does not)."""
+    return may(user, MEDICATION_RECORDERS | CLINICAL_RECORDERS)
 
 
 def may_read_daily_list(user: Any, physician: Any) -> bool:

@@ -75,6 +75,14 @@ def patients_bookable_by(user: Any) -> QuerySet[Patient]:
     return Patient.objects.none()
 
 
+def patients_shown_for_booking(user: Any) -> QuerySet[Patient]:
+    """Patients a page may show by name to book a case for: bookable by the user and already
+    visible to them (a physician books for their own patients; an id alone reveals no one)."""
+    legs = own_case_legs(user)
+    bookable = patients_bookable_by(user)
+    return bookable if legs is None else bookable.filter(pk__in=legs.values("booking__patient_id"))
+
+
 @dataclass(frozen=True)
 class LegView:
     """One leg as answers show it; a patient is "the patient"."""

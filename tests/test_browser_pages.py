@@ -255,7 +255,8 @@ def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancell
         checked(driver, "reschedule-desktop", problems)
         moves = driver.find_elements(By.CSS_SELECTOR, "#finder .slot")
         target = moves[-1]
-        new_start = dt.datetime.fromisoformat(target.find_element(By.NAME, "start").get_attribute("value"))
+        choice = target.find_element(By.TAG_NAME, "button").get_attribute("value")
+        new_start = dt.datetime.fromisoformat(choice.split("|")[0])
         click_and_load(driver, target.find_element(By.TAG_NAME, "button"))
         wait_text(driver, "Moved.")
         booking.refresh_from_db()

@@ -60,6 +60,7 @@ def order_form(clinic, patient, **extra):
         "referring_provider": "Dr. Ruiz",
         "external_order_id": "ORD-1",
         "notes": "",
+        "site": clinic.site.pk,
         "date_from": MONDAY.isoformat(),
         "date_to": (MONDAY + dt.timedelta(days=4)).isoformat(),
         "physician": clinic.physicians[0].pk,
@@ -274,12 +275,12 @@ def test_reschedule_and_cancel_from_the_case_page(clinic, users):
     case = book(clinic, local(MONDAY, 9))
     client = client_of(users["scheduler"])
     page = client.get(f"/cases/{case.pk}/reschedule/").content.decode()
-    starts = re.findall(r'name="start" value="([^"]+)"', page)
-    assert starts
-    moved = client.post(f"/cases/{case.pk}/reschedule/", {"start": starts[-1]})
+    choices = re.findall(r'name="slot" value="([^"]+)"', page)
+    assert choices
+    moved = client.post(f"/cases/{case.pk}/reschedule/", {"slot": choices[-1]})
     assert moved.status_code == 302
     case.refresh_from_db()
-    assert case.starts_at == dt.datetime.fromisoformat(starts[-1])
+    assert case.starts_at == dt.datetime.fromisoformat(choices[-1].split("|")[0])
     no_reason = client.post(f"/cases/{case.pk}/cancel/", {"reason": ""})
     assert no_reason.status_code == 400
     case.refresh_from_db()
@@ -293,6 +294,7 @@ def test_reschedule_and_cancel_from_the_case_page(clinic, users):
 
 def test_the_override_is_offered_only_to_roles_allowed_it(clinic, users):
     patient = clinic.patients[0]
+    book(clinic, local(MONDAY, 9))  # the physician's patient now
     scheduler = client_of(users["scheduler"]).get(f"/book/?patient={patient.pk}").content.decode()
     physician = client_of(users["physician"]).get(f"/book/?patient={patient.pk}").content.decode()
     assert "anticoagulant_override_reason" not in scheduler
@@ -437,3 +439,67 @@ def test_a_physician_moves_a_case_inside_the_hold_with_a_reason_and_a_scheduler_
     assert moved.status_code == 302, moved.content.decode()[-3000:]
     case.refresh_from_db()
     assert case.starts_at == thursday
+
+
+def test_a_physician_is_not_shown_a_patient_who_is_not_theirs_by_id(clinic, users):
+    stranger = clinic.patients[5]
+    body = client_of(users["physician"]).get(f"/book/?patient={stranger.pk}").content.decode()
+    assert stranger.last_name not in body
+    assert "Find a patient" in body
+
+
+def test_a_physician_confirms_their_own_hold_but_cannot_cancel(clinic, users):
+    hold = booking_create(
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[0], pins=clinic.resources()),
+        actor=None,
+        starts_at=local(MONDAY, 9),
+        status=BookingStatus.HOLD,
+    )
+    physician = client_of(users["physician"])
+    assert "Cancel the case" not in physician.get(f"/cases/{hold.pk}/").content.decode()
+    assert physician.post(f"/cases/{hold.pk}/cancel/", {"reason": "patient_request"}).status_code == 403
+    assert physician.post(f"/cases/{hold.pk}/confirm/").status_code == 302
+    hold.refresh_from_db()
+    assert hold.status == BookingStatus.SCHEDULED
+
+
+def test_a_tech_is_not_shown_holds_labs_or_imaging(clinic, users):
+    patient = clinic.patients[0]
+    MedicationHold.objects.create(patient=patient, drug=Drug.objects.get(code="warfarin"))
+    case = book(clinic, local(MONDAY, 9))
+    tech = client_of(users["tech"])
+    for url in (f"/cases/{case.pk}/", f"/patients/{patient.pk}/", f"/day/?date={MONDAY}"):
+        body = tech.get(url).content.decode()
+        assert "Warfarin" not in body, url
+    assert "Warfarin" in client_of(users["nurse"]).get(f"/cases/{case.pk}/").content.decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/day/?date=9999-12-31", "/cases/?date=0001-01-01", "/day/?date=0001-01-01&physician=1", "/day/?date=nonsense"],
+)
+def test_out_of_range_days_fall_back_to_today(users, url):
+    assert client_of(users["scheduler"]).get(url).status_code == 200
+
+
+def test_bad_booking_input_gets_words_not_a_crash(clinic, users):
+    client = client_of(users["scheduler"])
+    patient = clinic.patients[0]
+    far = order_form(clinic, patient, date_from="9999-12-01", date_to="9999-12-31")
+    assert "The year must be between" in client.post("/book/search/", far).content.decode()
+    typed = order_form(clinic, patient, start="9999-12-31T23:59")
+    assert "The year must be between" in client.post("/book/check/", typed).content.decode()
+    for start in ("9999-12-31T23:59:00-12:00", "yesterday", "2027-01-11T09:00"):
+        response = client.post("/book/hold/", {**order_form(clinic, patient), "start": start})
+        assert response.status_code == 200
+        assert "Choose a start from the list" in response.content.decode()
+    stale = client.post(
+        "/book/hold/", {**order_form(clinic, patient), "start": local(MONDAY, 9).isoformat(), "pin_room": 999999}
+    )
+    assert stale.status_code == 409
+    assert "no longer exists" in stale.content.decode()
+    assert Booking.objects.count() == 0
+    case = book(clinic, local(MONDAY, 9))
+    assert client.post(f"/cases/{case.pk}/reschedule/", {"slot": "garbage|room=x"}).status_code == 409
+    assert client.get("/book/hold/").status_code == 302
+    assert client.get("/cases/999999/").status_code == 404

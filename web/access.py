@@ -11,7 +11,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from core.errors import NotPermitted
+from core.errors import NotPermitted, SchedulingError, UnknownReference
 from scheduling import policy
 
 View = Callable[..., HttpResponse]
@@ -19,6 +19,10 @@ View = Callable[..., HttpResponse]
 
 def refused(request: HttpRequest, message: str = "Your role does not allow this page.") -> HttpResponse:
     return render(request, "web/refused.html", {"message": message}, status=403)
+
+
+def problem(request: HttpRequest, message: str, status: int = 409) -> HttpResponse:
+    return render(request, "web/problem.html", {"message": message}, status=status)
 
 
 def not_found(request: HttpRequest, what: str = "page") -> HttpResponse:
@@ -40,6 +44,14 @@ def page(roles: frozenset[str] = policy.EVERYONE) -> Callable[[View], View]:
                 return view(request, *args, **kwargs)
             except NotPermitted as exc:
                 return refused(request, exc.message)
+            except UnknownReference:
+                return problem(
+                    request,
+                    "Something on the form no longer exists (it may have just been removed); reload and choose again.",
+                )
+            except SchedulingError as exc:
+                # Any other refusal a service gives that the view did not turn into a page.
+                return problem(request, exc.message)
 
         return inner
 

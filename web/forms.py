@@ -11,8 +11,9 @@ from django import forms
 from django.utils import timezone
 
 from core.errors import BookingInvalid
+from core.validators import clinic_years
 from patients.models import Drug, Patient
-from rooms.models import ProcedureRoom
+from rooms.models import ProcedureRoom, Site
 from scheduling.models import CancelReason, ProcedureType, Sedation
 from scheduling.order import CaseOrder, PriorAuthStatus, Side, case_order, level_count
 from staff.models import StaffMember, StaffRole
@@ -120,8 +121,9 @@ class BookingForm(forms.Form):
         label="Override the anticoagulant hold: reason",
         help_text="Only to book inside the patient's hold, as the physician decides; recorded on the case.",
     )
-    date_from = forms.DateField(widget=DateInput(), label="From")
-    date_to = forms.DateField(widget=DateInput(), label="To")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), empty_label=None, label="Site")
+    date_from = forms.DateField(widget=DateInput(), label="From", validators=[clinic_years])
+    date_to = forms.DateField(widget=DateInput(), label="To", validators=[clinic_years])
     physician = forms.ModelChoiceField(queryset=StaffMember.objects.none(), required=False, empty_label="Any")
     room = forms.ModelChoiceField(queryset=ProcedureRoom.objects.none(), required=False, empty_label="Any")
     time_of_day = forms.ChoiceField(
@@ -144,6 +146,7 @@ class BookingForm(forms.Form):
         self.fields["room"].queryset = ProcedureRoom.objects.filter(is_active=True).order_by(  # type: ignore[attr-defined]
             "site__name", "name"
         )
+        self.fields["site"].queryset = Site.objects.filter(is_active=True).order_by("name")  # type: ignore[attr-defined]
         if not may_override:
             del self.fields["anticoagulant_override_reason"]
         self.order: CaseOrder | None = None
@@ -166,6 +169,9 @@ class BookingForm(forms.Form):
                 self.add_error("date_to", "The range ends before it starts.")
             elif (last - first).days > 62:
                 self.add_error("date_to", "Search at most nine weeks at a time.")
+        room, site = data.get("room"), data.get("site")
+        if room is not None and site is not None and room.site_id != site.pk:
+            self.add_error("room", f"{room} is not at {site}.")
         earliest, latest = TIMES_OF_DAY.get(data.get("time_of_day") or "", (None, None))
         data["earliest"], data["latest"] = earliest, latest
         return data
@@ -189,6 +195,7 @@ class StartForm(forms.Form):
         value = self.cleaned_data.get("start")
         if value is None:
             raise forms.ValidationError("Type the date and time to check.")
+        clinic_years(value)
         return value
 
     def aware(self, zone: ZoneInfo) -> datetime:

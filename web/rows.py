@@ -46,6 +46,7 @@ def last_inr(case: DailyCase) -> str:
 
 def day_rows(cases: list[DailyCase], user: Any) -> list[dict[str, Any]]:
     fields = set(policy.patient_fields(user))
+    clinical = policy.sees_clinical_records(user)
     rows = []
     for case in cases:
         booking = case.booking
@@ -73,8 +74,9 @@ def day_rows(cases: list[DailyCase], user: Any) -> list[dict[str, Any]]:
                 "readiness": READINESS_WORDS.get(case.readiness.status, case.readiness.status),
                 "readiness_status": case.readiness.status,
                 "outstanding": [code.replace("_", " ") for code in case.readiness.outstanding],
-                "anticoagulation": anticoagulation(case),
-                "inr": last_inr(case),
+                "clinical": clinical,
+                "anticoagulation": anticoagulation(case) if clinical else [],
+                "inr": last_inr(case) if clinical else "",
                 "room": leg("room"),
                 "c_arm": leg("c_arm"),
                 "tech": leg("rad_tech"),

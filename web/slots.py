@@ -37,6 +37,11 @@ class SlotView:
     def iso(self) -> str:
         return self.slot.start.isoformat()
 
+    @property
+    def choice(self) -> str:
+        """The start and its resources as one button value: "<ISO start>|room=3,c_arm=5"."""
+        return self.iso + "|" + ",".join(f"{name}={value}" for name, value in sorted(self.pins.items()))
+
 
 def slot_views(slots: list[Slot]) -> list[SlotView]:
     sites = {s.pk: s for s in Site.objects.filter(pk__in={slot.site_id for slot in slots})}

@@ -76,10 +76,10 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     roles = {
         "list": set(policy.EVERYONE),
         "retrieve": set(policy.EVERYONE),
-        "create": set(policy.BOOKERS | policy.OWN_CASE_BOOKERS),
-        "reschedule": set(policy.BOOKERS | policy.OWN_CASE_BOOKERS),
-        "cancel": set(policy.BOOKERS),
-        "confirm": set(policy.BOOKERS),
+        "create": set(policy.CASE_BOOKERS),
+        "reschedule": set(policy.CASE_BOOKERS),
+        "cancel": set(policy.CANCELLERS),
+        "confirm": set(policy.CASE_BOOKERS),
     }
     extra_error_statuses = {
         "create": (403, 409, 422),

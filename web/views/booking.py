@@ -13,11 +13,12 @@ from django.utils import timezone
 
 from core.audit import audit_patients
 from core.errors import BookingInvalid, Problem, SlotUnavailable
+from core.validators import FIRST_YEAR, LAST_YEAR
 from scheduling import policy
 from scheduling.availability.search import MAX_COUNT, SearchQuery, availability_search, explain_start
 from scheduling.models import Booking, BookingStatus
 from scheduling.request import CaseRequest
-from scheduling.selectors import alternatives_after, patients_bookable_by
+from scheduling.selectors import alternatives_after, patients_shown_for_booking
 from scheduling.services.bookings import booking_create
 from web.access import page
 from web.context import current_site
@@ -25,7 +26,7 @@ from web.forms import BookingForm, PatientSearchForm, StartForm
 from web.slots import by_day, slot_views
 from web.views.cases import posted_pins
 
-BOOKING_ROLES = policy.BOOKERS | policy.OWN_CASE_BOOKERS
+BOOKING_ROLES = policy.CASE_BOOKERS
 STARTS_PER_DAY = 2
 
 
@@ -34,7 +35,7 @@ def booking_form(request: HttpRequest, data: Any = None, initial: dict[str, Any]
     return BookingForm(
         data,
         initial=initial,
-        patients=patients_bookable_by(request.user),
+        patients=patients_shown_for_booking(request.user),
         may_override=policy.may_override(request.user),
         own_physician=getattr(request.user, "staff_member", None) if is_physician_only else None,
     )
@@ -47,12 +48,16 @@ def case_of(form: BookingForm, **pins: int) -> CaseRequest:
         levels=data["levels"],
         sedation=data.get("sedation") or None,
         patient=data["patient"],
+        site_id=data["site"].pk,
         pins={**form.pins(), **pins},
     )
 
 
 def _render(request: HttpRequest, form: BookingForm, **extra: Any) -> HttpResponse:
+    """The workspace; the patient it names is a read of their record, audited."""
     patient = form.initial.get("patient") if not form.is_bound else form.cleaned_data.get("patient")
+    if patient is not None:
+        audit_patients(request.user, "booking_workspace.read", [patient.pk])
     context = {
         "form": form,
         "start_form": extra.pop("start_form", StartForm()),
@@ -72,7 +77,7 @@ def _problems_words(problems: list[Problem]) -> list[str]:
 def workspace(request: HttpRequest) -> HttpResponse:
     """Without a patient: find or register one. With one: the order form and the finder."""
     wanted = request.GET.get("patient", "")
-    patient = patients_bookable_by(request.user).filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    patient = patients_shown_for_booking(request.user).filter(pk=int(wanted)).first() if wanted.isdigit() else None
     if patient is None:
         return render(
             request,
@@ -83,10 +88,9 @@ def workspace(request: HttpRequest) -> HttpResponse:
                 "may_register": policy.may(request.user, policy.PATIENT_REGISTRARS),
             },
         )
-    audit_patients(request.user, "booking_workspace.read", [patient.pk])
     site = current_site(request)
     today = timezone.now().astimezone(site.zone).date() if site is not None else timezone.now().date()
-    form = booking_form(request, initial={"patient": patient, **BookingForm.initial_range(today)})
+    form = booking_form(request, initial={"patient": patient, "site": site, **BookingForm.initial_range(today)})
     return _render(request, form)
 
 
@@ -104,7 +108,6 @@ def search(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render(request, form)
     data = form.cleaned_data
-    audit_patients(request.user, "availability.read", [data["patient"].pk])
     try:
         slots = availability_search(
             SearchQuery(
@@ -131,10 +134,9 @@ def check(request: HttpRequest) -> HttpResponse:
     start_form = StartForm(request.POST)
     if not (form.is_valid() and start_form.is_valid()):
         return _render(request, form, start_form=start_form)
-    site = current_site(request)
-    assert site is not None
+    # The typed wall-clock time is read in the chosen site's zone.
+    site = form.cleaned_data["site"]
     start = start_form.aware(site.zone)
-    audit_patients(request.user, "availability.reasons_read", [form.cleaned_data["patient"].pk])
     try:
         reasons = explain_start(case_of(form), start)
     except BookingInvalid as exc:
@@ -156,8 +158,8 @@ def hold(request: HttpRequest) -> HttpResponse:
         start = datetime.fromisoformat(request.POST.get("start", ""))
     except ValueError:
         return _render(request, form, problems=["Choose a start from the list, or type one and check it."])
-    if timezone.is_naive(start):
-        return _render(request, form, problems=["The start must carry its zone; choose it from the list."])
+    if timezone.is_naive(start) or not FIRST_YEAR <= start.year <= LAST_YEAR:
+        return _render(request, form, problems=["Choose a start from the list, or type one and check it."])
     case = case_of(form, **posted_pins(request))
     try:
         booking: Booking = booking_create(

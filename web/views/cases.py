@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.audit import audit_patients
 from core.errors import BookingInvalid, InvalidTransition, NotPermitted, SlotUnavailable
 from core.models import AuditEvent
+from core.validators import FIRST_YEAR, LAST_YEAR
 from procedure_day.readiness import evaluate_with, load_readiness
 from scheduling import policy
 from scheduling.availability.search import SearchQuery, availability_search
@@ -26,7 +27,7 @@ from web.access import not_found, page
 from web.forms import DEFAULT_RANGE_DAYS, CancelForm
 from web.slots import by_day, slot_views
 
-BOOKING_ROLES = policy.BOOKERS | policy.OWN_CASE_BOOKERS
+BOOKING_ROLES = policy.CASE_BOOKERS
 BOOKING_OBJECT = Booking._meta.label_lower
 
 
@@ -51,6 +52,7 @@ def _context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[str, 
     fields = set(policy.patient_fields(request.user))
     inputs = load_readiness(booking)
     items = evaluate_with(booking, inputs, now=timezone.now())
+    clinical = policy.sees_clinical_records(request.user)
     history = AuditEvent.objects.filter(object_type=BOOKING_OBJECT, object_id=str(booking.pk)).order_by("at", "id")
     may_book = policy.may(request.user, BOOKING_ROLES)
     return {
@@ -60,13 +62,14 @@ def _context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[str, 
         "fields": fields,
         "legs": [(LEG_ROLES[v.role].label, v) for v in leg_views(booking) if v.role != LegRole.PATIENT],
         "items": items,
-        "holds": inputs.holds,
-        "labs": inputs.labs[:6],
-        "imaging": inputs.imaging[:6],
+        "clinical": clinical,
+        "holds": inputs.holds if clinical else [],
+        "labs": inputs.labs[:6] if clinical else [],
+        "imaging": inputs.imaging[:6] if clinical else [],
         "history": list(history),
         "may_confirm": may_book and booking.status == BookingStatus.HOLD,
         "may_reschedule": may_book and booking.status in RESCHEDULABLE,
-        "may_cancel": may_book and booking.status in CANCELLABLE,
+        "may_cancel": policy.may(request.user, policy.CANCELLERS) and booking.status in CANCELLABLE,
         "cancel_form": extra.pop("cancel_form", CancelForm()),
         "hold_live": booking.status == BookingStatus.HOLD
         and booking.hold_expires_at is not None
@@ -83,6 +86,28 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
         return not_found(request, "case")
     audit_patients(request.user, "booking.read", [booking.patient_id], booking=booking.pk)
     return render(request, "web/case.html", _context(request, booking))
+
+
+def chosen_slot(request: HttpRequest) -> tuple[datetime, dict[str, int]] | None:
+    """The start and resources of the listed start chosen: a ``slot`` button's value
+    ("<ISO start>|<pin>=<id>,...") or ``start`` with ``pin_<field>`` inputs. None if unreadable."""
+    raw = request.POST.get("slot", "")
+    if raw:
+        start_text, _, pins_text = raw.partition("|")
+        pins = {}
+        for part in filter(None, pins_text.split(",")):
+            name, _, value = part.partition("=")
+            if name in PIN_FIELDS and value.isdigit():
+                pins[name] = int(value)
+    else:
+        start_text, pins = request.POST.get("start", ""), posted_pins(request)
+    try:
+        start = datetime.fromisoformat(start_text)
+    except ValueError:
+        return None
+    if timezone.is_naive(start) or not FIRST_YEAR <= start.year <= LAST_YEAR:
+        return None
+    return start, pins
 
 
 def posted_pins(request: HttpRequest) -> dict[str, int]:
@@ -107,20 +132,24 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         hold_confirm(actor=request.user, booking=booking)
     except (InvalidTransition, BookingInvalid) as exc:
-        # The hold ran out or a rule now refuses it: what went wrong and the next starts.
         full = _case(request, pk)
         assert full is not None
-        words = [p.message for p in exc.problems] if isinstance(exc, BookingInvalid) else [exc.message]
-        alternatives = slot_views(alternatives_after(_request_of(full), max(full.starts_at, timezone.now())))
         audit_patients(request.user, "booking.read", [full.patient_id], booking=full.pk)
-        return render(
-            request, "web/case.html", _context(request, full, problems=words, alternatives=alternatives), status=409
-        )
+        if isinstance(exc, BookingInvalid):
+            # A rule now refuses the held time (downtime, time off, a medication hold recorded
+            # since): the hold can still move to one of the next feasible starts.
+            words = [p.message for p in exc.problems]
+            alternatives = slot_views(alternatives_after(_request_of(full), max(full.starts_at, timezone.now())))
+            extra = {"problems": words, "alternatives": alternatives}
+        else:
+            # The hold has run out: its resources may be gone, so the case is booked afresh.
+            extra = {"problems": [exc.message], "book_again": True}
+        return render(request, "web/case.html", _context(request, full, **extra), status=409)
     messages.success(request, "Booked. The patient's reminders are scheduled.")
     return redirect("web:case", pk=pk)
 
 
-@page(BOOKING_ROLES)
+@page(policy.CANCELLERS)
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _row(request, pk)
     if booking is None:
@@ -140,6 +169,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("web:case", pk=pk)
     full = _case(request, pk)
     assert full is not None
+    audit_patients(request.user, "booking.read", [full.patient_id], booking=full.pk)
     return render(request, "web/case.html", _context(request, full, cancel_form=form), status=400)
 
 
@@ -152,20 +182,20 @@ def reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     audit_patients(request.user, "booking.read", [booking.patient_id], booking=booking.pk)
     problems: list[str] = []
     if request.method == "POST":
-        try:
-            start = datetime.fromisoformat(request.POST.get("start", ""))
-            if timezone.is_naive(start):
-                raise ValueError("naive")
-        except ValueError:
+        chosen = chosen_slot(request)
+        if chosen is None:
             problems.append("Choose a new start from the list.")
         else:
+            start, pins = chosen
+            reason = request.POST.get("anticoagulant_override_reason", "").strip()[:255]
             try:
                 booking_reschedule(
                     actor=request.user,
                     booking=booking,
                     starts_at=start,
-                    pins=posted_pins(request),
-                    anticoagulant_override_reason=request.POST.get("anticoagulant_override_reason") or None,
+                    pins=pins,
+                    # Offered to the roles that may override only; anyone else's is ignored.
+                    anticoagulant_override_reason=(reason or None) if policy.may_override(request.user) else None,
                 )
             except SlotUnavailable as exc:
                 problems.extend(c["message"] for c in exc.conflicts)

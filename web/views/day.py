@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from core.audit import audit_patients
-from core.roles import PHYSICIAN
+from core.validators import FIRST_YEAR, LAST_YEAR
 from procedure_day.selectors import DailyCase, cases_of_day, daily_list_for_physician
 from rooms.models import Site
 from scheduling import policy
@@ -22,12 +22,16 @@ from web.rows import day_rows
 
 
 def _day(request: HttpRequest, site: Site | None) -> date:
+    """The day asked for (``?date=YYYY-MM-DD`` within the clinic's years), else the site's today."""
     raw = request.GET.get("date", "")
     try:
-        return date.fromisoformat(raw)
+        asked = date.fromisoformat(raw)
     except ValueError:
-        now = timezone.now()
-        return (now.astimezone(site.zone) if site is not None else now).date()
+        asked = None
+    if asked is not None and FIRST_YEAR <= asked.year <= LAST_YEAR:
+        return asked
+    now = timezone.now()
+    return (now.astimezone(site.zone) if site is not None else now).date()
 
 
 def _nav(day: date) -> dict[str, Any]:
@@ -46,7 +50,7 @@ def physician_day(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("physician", "")
     if wanted.isdigit() and may_pick:
         physician = physicians.filter(pk=int(wanted)).first()
-    elif policy.may(request.user, frozenset({PHYSICIAN})) and me is not None:
+    elif policy.may(request.user, policy.PHYSICIANS) and me is not None:
         physician = me
     cases: list[DailyCase] = []
     title = f"{physician}'s day" if physician else "A physician's day"

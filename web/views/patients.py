@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -62,6 +63,9 @@ def register(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
+        except IntegrityError:
+            # Another registration with this MRN committed between the check and the insert.
+            form.add_error("mrn", "A patient with this MRN was registered a moment ago; search for them.")
         else:
             messages.success(request, "Patient registered. Add their blood thinners below, then book.")
             return redirect("web:patient", pk=patient.pk)
@@ -76,13 +80,15 @@ def patient_page(request: HttpRequest, pk: int) -> HttpResponse:
         return not_found(request, "patient")
     fields = set(policy.patient_fields(request.user))
     audit_patients(request.user, "patient.read", [patient.pk])
-    holds = list(patient.medication_holds.select_related("drug").order_by("drug__name"))
+    clinical = policy.sees_clinical_records(request.user)
+    holds = list(patient.medication_holds.select_related("drug").order_by("drug__name")) if clinical else []
     context = {
         "patient": patient,
         "fields": fields,
+        "clinical": clinical,
         "holds": holds,
-        "labs": list(patient.lab_results.all()[:10]),
-        "imaging": list(patient.imaging_studies.all()[:10]),
+        "labs": list(patient.lab_results.all()[:10]) if clinical else [],
+        "imaging": list(patient.imaging_studies.all()[:10]) if clinical else [],
         "cases": list(bookings_visible_to(request.user).filter(patient=patient).order_by("-starts_at")[:20]),
         "hold_form": HoldForm(),
         "may_record_holds": policy.may(request.user, policy.MEDICATION_RECORDERS),

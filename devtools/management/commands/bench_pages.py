@@ -172,6 +172,7 @@ class Command(BaseCommand):
             ).pk,
             "procedure_type": ProcedureType.objects.get(code=PROCEDURE).pk,
             "prior_auth_status": "not_required",
+            "site": bench.site.pk,
             "date_from": bench.day.isoformat(),
             "date_to": (bench.day + timedelta(days=20)).isoformat(),
             "physician": bench.physician.pk,

@@ -23,20 +23,6 @@
     }
   });
 
-  // A move form takes the override reason typed once above the list of starts.
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    var reason = document.getElementById("override");
-    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-carry-override") || !reason || !reason.value) {
-      return;
-    }
-    var carried = document.createElement("input");
-    carried.type = "hidden";
-    carried.name = "anticoagulant_override_reason";
-    carried.value = reason.value;
-    form.appendChild(carried);
-  });
-
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     window.setInterval(tick, 1000);
