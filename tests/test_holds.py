@@ -213,13 +213,27 @@ def test_api_confirm_of_an_expired_hold_is_409_and_changes_nothing(clinic, clien
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("admin", 200), ("scheduler", 200), ("physician", 403), ("nurse", 403), ("tech", 403), ("outsider", 403)],
+    # The physician is the case's own: a physician confirms the holds they may make.
+    [("admin", 200), ("scheduler", 200), ("physician", 200), ("nurse", 403), ("tech", 403), ("outsider", 403)],
 )
 def test_who_may_confirm(clinic, clients, persona, expected):
     booking_id = hold(clinic).pk
     response = post(clients[persona], f"/api/v1/bookings/{booking_id}/confirm/", {})
     assert response.status_code == expected
     assert Booking.objects.get(pk=booking_id).status == ("scheduled" if expected == 200 else "hold")
+
+
+def test_a_physician_cannot_confirm_another_physicians_hold(clinic, clients):
+    booking_id = hold(clinic).pk
+    # The physician's account now belongs to the other physician: the case is not theirs.
+    user = clinic.physicians[0].user
+    clinic.physicians[0].user = None
+    clinic.physicians[0].save()
+    clinic.physicians[1].user = user
+    clinic.physicians[1].save()
+    response = post(clients["physician"], f"/api/v1/bookings/{booking_id}/confirm/", {})
+    assert response.status_code == 404
+    assert Booking.objects.get(pk=booking_id).status == "hold"
 
 
 def test_confirm_of_an_unknown_booking_is_404(clinic, clients):
