@@ -101,17 +101,20 @@ def fill(driver: Any, field_id: str, value: str) -> None:
 
 def click_text(driver: Any, label: str) -> None:
     """Click the link or button and wait for the page it loads."""
-    click_and_load(
-        driver, driver.find_element(By.XPATH, f"//main//*[self::a or self::button][normalize-space()='{label}']")
-    )
+    xpath = f"//main//*[self::a or self::button][normalize-space()='{label}']"
+    click_and_load(driver, lambda: driver.find_element(By.XPATH, xpath))
 
 
-def click_and_load(driver: Any, element: Any) -> None:
+def click_and_load(driver: Any, locate: Any) -> None:
+    """Click what ``locate()`` finds, as the page's own click event, and wait for the page it
+    loads. (A native click after the whole-page screenshot's viewport change can fail to place
+    the node; the event is the same one a user's click dispatches.)"""
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    element = locate() if callable(locate) else locate
     page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
     WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page), message="the click loaded no page")
 
 
@@ -169,7 +172,7 @@ def test_a_scheduler_books_a_referral_and_the_physician_sees_it(clinic_live):
         first = driver.find_element(By.CSS_SELECTOR, "#finder .slot")
         assert "C-arm" in first.text
         assert "Recovery bay" in first.text
-        click_and_load(driver, first.find_element(By.TAG_NAME, "button"))
+        click_and_load(driver, lambda: driver.find_element(By.CSS_SELECTOR, "#finder .slot button"))
 
         # Held, with its countdown; confirm.
         countdown = wait_css(driver, "[data-countdown]")
@@ -235,13 +238,13 @@ def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancell
             request=CaseRequest(procedure_type=clinic.vp(), patient=rival, pins={"physician": pins["physician"]}),
             starts_at=start,
         )
-        click_and_load(driver, slot.find_element(By.TAG_NAME, "button"))
+        click_and_load(driver, lambda: driver.find_element(By.CSS_SELECTOR, "#finder .slot button"))
         clash = wait_css(driver, "#clash")
         assert "That start was just taken" in clash.text
         alternatives = clash.find_elements(By.CSS_SELECTOR, ".slot")
         assert alternatives
         checked(driver, "book-clash-desktop", problems)
-        click_and_load(driver, alternatives[0].find_element(By.TAG_NAME, "button"))
+        click_and_load(driver, lambda: driver.find_element(By.CSS_SELECTOR, "#clash .slot button"))
         wait_text(driver, "Held for you")
         click_text(driver, "Confirm booking")
         wait_text(driver, "Booked.")
@@ -257,7 +260,7 @@ def test_a_clash_at_the_hold_offers_alternatives_and_a_case_is_moved_and_cancell
         target = moves[-1]
         choice = target.find_element(By.TAG_NAME, "button").get_attribute("value")
         new_start = dt.datetime.fromisoformat(choice.split("|")[0])
-        click_and_load(driver, target.find_element(By.TAG_NAME, "button"))
+        click_and_load(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "#finder .slot button")[-1])
         wait_text(driver, "Moved.")
         booking.refresh_from_db()
         assert booking.starts_at == new_start
