@@ -24,13 +24,16 @@ from rooms.models import Site
 from scheduling.holdrule import HoldRow, hold_first_allowed_day, hold_verdict
 from scheduling.models import Booking, BookingStatus, Sedation
 
-ItemStatus = Literal["ok", "missing", "failed", "not_required", "overridden"]
+ItemStatus = Literal["ok", "missing", "failed", "not_required", "overridden", "due_on_day"]
 OK: ItemStatus = "ok"
 MISSING: ItemStatus = "missing"
 FAILED: ItemStatus = "failed"
 NOT_REQUIRED: ItemStatus = "not_required"
 # Overridden when it was booked: a physician or an administrator decided, with a reason.
 OVERRIDDEN: ItemStatus = "overridden"
+# Done only on the day of the case (consent, fasting, the escort's pickup): before that day it is
+# not missing, it is due. The gate itself only runs on the day, so a due item never passes it.
+DUE_ON_DAY: ItemStatus = "due_on_day"
 PASSING: frozenset[str] = frozenset({OK, NOT_REQUIRED, OVERRIDDEN})
 
 # Statuses at or past the gate: their readiness is what the gate decided, not a fresh look.
@@ -94,13 +97,14 @@ def evaluate_readiness(
     case_day = booking.starts_at.astimezone(zone).date()
     today = now.astimezone(zone).date()
     recorded = checklist if checklist is not None else CaseChecklist()
+    before_the_day = today < case_day
     return [
-        _consent(recorded, zone, case_day, now),
-        _escort(booking, recorded),
+        _consent(recorded, zone, case_day, now, before_the_day),
+        _escort(booking, recorded, before_the_day),
         _holds(booking, holds, case_day, today),
         *_labs(booking, labs, site, case_day, now),
         _imaging(booking, imaging, case_day),
-        _fasting(booking, recorded, site, zone),
+        _fasting(booking, recorded, site, zone, before_the_day),
         _pregnancy(booking, recorded),
         _allergies(recorded),
     ]
@@ -111,9 +115,13 @@ def _day_and_time(moment: datetime, zone: ZoneInfo, day: date) -> str:
     return f"{local:%H:%M}" if local.date() == day else f"{local:%Y-%m-%d %H:%M}"
 
 
-def _consent(checklist: CaseChecklist, zone: ZoneInfo, case_day: date, now: datetime) -> ChecklistItem:
+def _consent(
+    checklist: CaseChecklist, zone: ZoneInfo, case_day: date, now: datetime, before_the_day: bool
+) -> ChecklistItem:
     label = "Consent signed"
     signed = checklist.consent_signed_at
+    if signed is None and before_the_day:
+        return ChecklistItem("consent", label, DUE_ON_DAY, f"Signed on the day of the case ({case_day.isoformat()}).")
     if signed is None:
         return ChecklistItem("consent", label, MISSING, "No signed consent recorded.")
     if signed > now:
@@ -131,7 +139,7 @@ def _consent(checklist: CaseChecklist, zone: ZoneInfo, case_day: date, now: date
     return ChecklistItem("consent", label, OK, f"Signed at {_day_and_time(signed, zone, case_day)}.")
 
 
-def _escort(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
+def _escort(booking: Booking, checklist: CaseChecklist, before_the_day: bool) -> ChecklistItem:
     label = "Escort home"
     if not escort_required(booking):
         return ChecklistItem("escort", label, NOT_REQUIRED, "Local anaesthesia only; no escort needed.")
@@ -145,6 +153,9 @@ def _escort(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
         )
         if missing
     ]
+    if gaps == ["pickup confirmation"] and before_the_day:
+        # Named ahead; the pickup is confirmed with the escort on the day.
+        return ChecklistItem("escort", label, DUE_ON_DAY, "Escort named; pickup confirmed on the day.")
     if gaps:
         return ChecklistItem("escort", label, MISSING, f"Missing: {', '.join(gaps)}.")
     return ChecklistItem("escort", label, OK, "Escort named and pickup confirmed.")
@@ -243,7 +254,9 @@ def _imaging(booking: Booking, imaging: Sequence[ImagingStudy], case_day: date) 
     return ChecklistItem("imaging", label, OK, f"{latest.get_modality_display()} on {latest.performed_on.isoformat()}.")
 
 
-def _fasting(booking: Booking, checklist: CaseChecklist, site: Site, zone: ZoneInfo) -> ChecklistItem:
+def _fasting(
+    booking: Booking, checklist: CaseChecklist, site: Site, zone: ZoneInfo, before_the_day: bool
+) -> ChecklistItem:
     label = "Fasting (NPO)"
     if booking.sedation == Sedation.LOCAL:
         return ChecklistItem("fasting", label, NOT_REQUIRED, "Local anaesthesia only; no fasting needed.")
@@ -254,6 +267,8 @@ def _fasting(booking: Booking, checklist: CaseChecklist, site: Site, zone: ZoneI
         ("clear liquids", checklist.last_clears_at, site.npo_clears_hours),
     )
     missing = [what for what, last, _ in rules if last is None]
+    if missing and before_the_day:
+        return ChecklistItem("fasting", label, DUE_ON_DAY, "Last solids and clear liquids are asked on the day.")
     if missing:
         return ChecklistItem("fasting", label, MISSING, f"Not recorded: last {' and last '.join(missing)}.")
     problems = []
@@ -361,13 +376,15 @@ def evaluate_with(booking: Booking, inputs: ReadinessInputs, *, now: datetime) -
 
 @dataclass(frozen=True)
 class ReadinessSummary:
-    """``status``: passed, overridden, not_ready, or not_applicable (cancelled, no-show, hold)."""
+    """``status``: passed, overridden, not_ready, due_on_day (nothing missing but what is done on
+    the day), or not_applicable (cancelled, no-show, hold). ``due``: the items done on the day."""
 
     status: str
     outstanding: tuple[str, ...] = ()
+    due: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "outstanding": list(self.outstanding)}
+        return {"status": self.status, "outstanding": list(self.outstanding), "due_on_day": list(self.due)}
 
 
 def summarize(booking: Booking, inputs: ReadinessInputs, *, now: datetime) -> ReadinessSummary:
@@ -377,8 +394,11 @@ def summarize(booking: Booking, inputs: ReadinessInputs, *, now: datetime) -> Re
     if booking.status not in (BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN):
         return ReadinessSummary("not_applicable")
     items = evaluate_with(booking, inputs, now=now)
-    outstanding = tuple(failing_codes(items))
-    return ReadinessSummary("not_ready" if outstanding else "passed", outstanding)
+    outstanding = tuple(item.code for item in items if not item.passes and item.status != DUE_ON_DAY)
+    due = tuple(item.code for item in items if item.status == DUE_ON_DAY)
+    if outstanding:
+        return ReadinessSummary("not_ready", outstanding, due)
+    return ReadinessSummary("due_on_day" if due else "passed", (), due)
 
 
 def readiness_summaries(bookings: Sequence[Booking], *, now: datetime | None = None) -> dict[int, ReadinessSummary]:

@@ -34,6 +34,22 @@ FRONT_DESK = frozenset({ADMIN, SCHEDULER, NURSE})
 PROCEDURE_TEAM = frozenset({ADMIN, PHYSICIAN, NURSE})
 # Overriding the readiness gate or an anticoagulant hold is a clinical judgement.
 OVERRIDERS = frozenset({ADMIN, PHYSICIAN})
+# Who records each step of the procedure day (the pages and the API use this one table).
+STEP_ROLES: dict[str, frozenset[str]] = {
+    "check_in": FRONT_DESK,
+    "no_show": FRONT_DESK,
+    "ready": PROCEDURE_TEAM,
+    "start_procedure": PROCEDURE_TEAM,
+    "end_procedure": PROCEDURE_TEAM,
+    "start_recovery": PROCEDURE_TEAM,
+    "ready_for_discharge": PROCEDURE_TEAM,
+    "discharge": PROCEDURE_TEAM,
+    "checklist": CLINICAL_RECORDERS,
+}
+# A step's recorded time is corrected afterwards, with a reason, by whoever records steps.
+STEP_TIME_CORRECTORS = FRONT_DESK | PROCEDURE_TEAM
+# Who runs the procedure day on the patient-flow page.
+FLOW_USERS = FRONT_DESK | PROCEDURE_TEAM
 # Roles that read every case; the others read only the cases they work on.
 SEE_EVERY_CASE = frozenset({ADMIN, SCHEDULER, NURSE})
 OWN_CASES_ONLY = frozenset({PHYSICIAN, TECH})

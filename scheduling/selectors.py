@@ -121,11 +121,11 @@ class ScheduleLeg:
     leg: LegView
 
 
-def site_day_schedule(site: Site, day: date) -> list[ScheduleLeg]:
-    """Every active leg of every resource at ``site`` on its local ``day`` but the patients'
-    (no patient data), in time order. Two queries."""
+def site_day_legs(site: Site, day: date) -> QuerySet[Allocation]:
+    """Every active leg of every resource at ``site`` on its local ``day`` but the patients',
+    with its resource, case and procedure type, in time order. One query."""
     start = datetime.combine(day, time(0), tzinfo=site.zone)
-    legs = (
+    return (
         Allocation.objects.filter(
             booking__site=site, is_active=True, starts_at__lt=start + timedelta(days=1), ends_at__gt=start
         )
@@ -133,8 +133,13 @@ def site_day_schedule(site: Site, day: date) -> list[ScheduleLeg]:
         .select_related("room", "equipment", "staff", "bay", "booking__procedure_type")
         .order_by("starts_at", "id")
     )
+
+
+def site_day_schedule(site: Site, day: date) -> list[ScheduleLeg]:
+    """Every active leg of every resource at ``site`` on its local ``day`` but the patients'
+    (no patient data), in time order. One query."""
     out = []
-    for leg in legs:
+    for leg in site_day_legs(site, day):
         info = LEG_ROLES[leg.role]
         view = LegView(leg.role, info.kind, leg.resource_id, str(getattr(leg, info.column)), leg.starts_at, leg.ends_at)
         out.append(ScheduleLeg(leg.booking_id, leg.booking.procedure_type.code, leg.booking.status, view))

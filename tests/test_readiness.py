@@ -404,5 +404,6 @@ def test_summaries_for_a_day_take_four_queries_however_many_cases(clinic, django
     assert summaries[first.pk].as_dict() == {
         "status": "not_ready",
         "outstanding": ["consent", "escort", "inr", "platelets", "imaging", "fasting", "pregnancy", "allergies"],
+        "due_on_day": [],
     }
-    assert summaries[second.pk].as_dict() == {"status": "overridden", "outstanding": []}
+    assert summaries[second.pk].as_dict() == {"status": "overridden", "outstanding": [], "due_on_day": []}

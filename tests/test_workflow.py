@@ -119,11 +119,14 @@ def test_a_case_walks_through_every_status_with_its_times_and_audit(clinic, nurs
         assert booking_mark_ready(actor=nurse, booking=booking).status == "ready"
     with at(9, 2):
         assert booking_start_procedure(actor=physician, booking=booking).status == "in_procedure"
-    with at(10):
+    # Two minutes late: the case's legs moved with it, so ending on the new plan moves nothing.
+    booking.refresh_from_db()
+    assert booking.starts_at == local(MONDAY, 9, 2)
+    with at(10, 2):
         result = booking_end_procedure(actor=physician, booking=booking)
         assert (result.booking.status, result.moved, result.alerts) == ("in_procedure", [], [])
         assert booking_start_recovery(actor=physician, booking=booking).status == "in_recovery"
-    with at(12):
+    with at(12, 2):
         assert booking_mark_ready_for_discharge(actor=nurse, booking=booking).status == "ready_for_discharge"
     with at(12, 5):
         assert booking_discharge(actor=nurse, booking=booking, escort_present=True).status == "discharged"
@@ -141,9 +144,9 @@ def test_a_case_walks_through_every_status_with_its_times_and_audit(clinic, nurs
         local(MONDAY, 8, 10),
         local(MONDAY, 8, 50),
         local(MONDAY, 9, 2),
-        local(MONDAY, 10),
-        local(MONDAY, 10),
-        local(MONDAY, 12),
+        local(MONDAY, 10, 2),
+        local(MONDAY, 10, 2),
+        local(MONDAY, 12, 2),
         local(MONDAY, 12, 5),
     )
     assert actions(booking) == [

@@ -14,6 +14,7 @@ READINESS_WORDS = {
     "passed": "Ready",
     "overridden": "Ready (overridden)",
     "not_ready": "Not ready",
+    "due_on_day": "Nothing missing; due on the day",
     "not_applicable": "—",
 }
 

@@ -44,7 +44,7 @@ class ChecklistInput(serializers.Serializer):
 
 class ChecklistItemSerializer(serializers.Serializer):
     code = serializers.CharField()
-    status = serializers.ChoiceField(["ok", "missing", "failed", "not_required", "overridden"])
+    status = serializers.ChoiceField(["ok", "missing", "failed", "not_required", "overridden", "due_on_day"])
     detail = serializers.CharField(allow_blank=True)
 
 

@@ -88,16 +88,8 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     filter_backends: list[Any] = []
     pagination_class = None
     roles = {
-        "check_in": set(policy.FRONT_DESK),
-        "no_show": set(policy.FRONT_DESK),
-        "ready": set(policy.PROCEDURE_TEAM),
-        "start_procedure": set(policy.PROCEDURE_TEAM),
-        "end_procedure": set(policy.PROCEDURE_TEAM),
-        "start_recovery": set(policy.PROCEDURE_TEAM),
-        "ready_for_discharge": set(policy.PROCEDURE_TEAM),
-        "discharge": set(policy.PROCEDURE_TEAM),
-        "checklist": set(policy.CLINICAL_RECORDERS),
-        "checklist_update": set(policy.CLINICAL_RECORDERS),
+        **{name: set(roles) for name, roles in policy.STEP_ROLES.items()},
+        "checklist_update": set(policy.STEP_ROLES["checklist"]),
     }
     extra_error_statuses = {**{name: (409, 422) for name in TRANSITIONS}, "checklist_update": (409, 422)}
 

@@ -38,8 +38,10 @@ from procedure_day.services.common import (
     require_status,
     user_or_none,
 )
+from procedure_day.services.start import shift_to_real_start
 from scheduling import policy
 from scheduling.models import Allocation, Booking
+from scheduling.services.holds import holds_release_expired
 from scheduling.words import local_hhmm
 
 
@@ -113,7 +115,12 @@ def booking_mark_ready(*, actor: Any, booking: Booking, override_reason: str | N
 @transaction.atomic
 def booking_start_procedure(*, actor: Any, booking: Booking) -> Booking:
     """ready → in_procedure. The checklist is evaluated again (consent or fasting can change
-    between the gate and the room) unless the gate was overridden."""
+    between the gate and the room) unless the gate was overridden.
+
+    The case starts now: its legs move by the minutes it starts early or late, and a start
+    that would overlap another case's legs then (or a case still in procedure in the room or
+    with the team) is refused with SlotUnavailable naming each clash.
+    """
     current = locked_booking(booking)
     require_status(current, START_PROCEDURE_FROM, "start its procedure")
     now = timezone.now()
@@ -123,8 +130,17 @@ def booking_start_procedure(*, actor: Any, booking: Booking) -> Booking:
         items = evaluate_with(current, inputs, now=now)
         if failing_codes(items):
             raise ReadinessNotMet([item.as_dict() for item in items if not item.passes])
+    holds_release_expired(now=now)
+    shift = shift_to_real_start(current, now)
+    if shift.minutes:
+        current.save(update_fields=["starts_at", "ends_at", "arrival_at", "updated_at"])
     previous = advance(current, status=S.IN_PROCEDURE, stamp="procedure_started_at", now=now)
-    audit_record(actor=actor, action="booking.start_procedure", obj=current, details={"from": previous})
+    audit_record(
+        actor=actor,
+        action="booking.start_procedure",
+        obj=current,
+        details={"from": previous, "minutes_from_plan": shift.minutes},
+    )
     return current
 
 

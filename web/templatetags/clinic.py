@@ -61,6 +61,7 @@ ITEM_WORDS = {
     "failed": "failed",
     "not_required": "not needed",
     "overridden": "overridden",
+    "due_on_day": "due on the day",
 }
 ACTION_WORDS = {
     "booking.create": "Booked (or held)",

@@ -1,0 +1,107 @@
+"""Starting a procedure at the real time: the case's legs move with its start, and a start that
+would take a room, C-arm, staff member or bay another case holds then is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+from core.errors import SlotUnavailable
+from scheduling.guard import lock_keys
+from scheduling.legroles import LEG_ROLES
+from scheduling.models import Allocation, Booking, BookingStatus
+from scheduling.words import local_span, resource_name
+
+
+@dataclass(frozen=True)
+class Shift:
+    minutes: int
+    legs: list[tuple[Allocation, datetime, datetime]]
+
+
+def _resource_q(legs: list[Allocation]) -> Q:
+    query = Q(pk__in=[])
+    for leg in legs:
+        query |= Q(**{f"{leg.resource_column}_id": leg.resource_id})
+    return query
+
+
+def _conflict(leg: Allocation, other: Allocation, message: str) -> dict[str, Any]:
+    return {
+        "message": message,
+        "role": leg.role,
+        "resource": {"kind": LEG_ROLES[leg.role].kind, "id": leg.resource_id},
+        "booking": other.booking_id,
+        "start": other.starts_at.isoformat(),
+        "end": other.ends_at.isoformat(),
+    }
+
+
+def shift_to_real_start(current: Booking, now: datetime) -> Shift:
+    """The case's active legs moved by the whole minutes between its planned start and ``now``,
+    checked against every other case's live legs on the same resources, and against cases still
+    in procedure on them (their room phase runs on past its plan). Locks the resources first.
+
+    Raises SlotUnavailable naming each clash; writes nothing then.
+    """
+    zone = current.site.zone
+    minutes = int((now - current.starts_at).total_seconds() // 60)
+    shift = timedelta(minutes=minutes)
+    legs = list(current.legs.filter(is_active=True).select_related("room", "equipment", "staff", "bay").order_by("id"))
+    lock_keys((leg.resource_column, leg.resource_id) for leg in legs)
+    moved = [(leg, leg.starts_at + shift, leg.ends_at + shift) for leg in legs]
+    others = list(
+        Allocation.objects.filter(_resource_q(legs), is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .exclude(booking_id=current.pk)
+        .exclude(booking__status__in=[BookingStatus.CANCELLED, BookingStatus.NO_SHOW, BookingStatus.DISCHARGED])
+        .filter(starts_at__lt=max((end for _, _, end in moved), default=now))
+        .filter(
+            Q(ends_at__gt=min((start for _, start, _ in moved), default=now))
+            | Q(booking__status=BookingStatus.IN_PROCEDURE, booking__procedure_ended_at__isnull=True)
+        )
+        .select_related("booking")
+        .order_by("starts_at", "id")
+    )
+    conflicts = []
+    for leg, start, end in moved:
+        name = resource_name(getattr(leg, leg.resource_column))
+        for other in others:
+            if (other.resource_column, other.resource_id) != (leg.resource_column, leg.resource_id):
+                continue
+            still_running = (
+                other.booking.status == BookingStatus.IN_PROCEDURE
+                and other.booking.procedure_ended_at is None
+                and LEG_ROLES[other.role].ends_with_procedure
+                and other.starts_at <= now
+            )
+            if still_running and leg.role != "patient":
+                conflicts.append(
+                    _conflict(
+                        leg,
+                        other,
+                        f"{name} is still in case {other.booking_id}, whose procedure has not ended; "
+                        "record its end first.",
+                    )
+                )
+            elif other.starts_at < end and other.ends_at > start:
+                conflicts.append(
+                    _conflict(
+                        leg,
+                        other,
+                        f"Starting now needs {name} {local_span(start, end, zone)}, but case {other.booking_id} "
+                        f"holds it {local_span(other.starts_at, other.ends_at, zone)}.",
+                    )
+                )
+    if conflicts:
+        raise SlotUnavailable(conflicts)
+    if minutes:
+        for leg, start, end in moved:
+            Allocation.objects.filter(pk=leg.pk).update(starts_at=start, ends_at=end)
+        current.starts_at += shift
+        current.ends_at += shift
+        current.arrival_at += shift
+    return Shift(minutes, moved)
