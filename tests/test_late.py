@@ -150,7 +150,8 @@ def test_when_every_bay_is_taken_the_clash_is_flagged_and_nothing_is_double_book
     assert (alert.kind, alert.site, alert.booking, alert.resolved_at) == ("recovery_clash", clinic.site, booking, None)
     assert alert.message == (
         f"Booking {booking.pk} ran 30 min late (procedure ended 10:30). Its recovery needs a bay 10:30–12:30: "
-        f"Bay 1 is taken (booking {blocker.booking_id} holds it 12:00–12:30) and no other recovery bay is free "
+        f"Bay 1 is taken (booking {blocker.booking_id} holds it 12:00–12:30, Dr. Ben Okafor's case at 11:30) "
+        "and no other recovery bay is free "
         "then. Recovery stays booked in Bay 1 10:00–12:00; find a bed for the rest."
     )
     patient = clinic.patients[0]
@@ -182,7 +183,8 @@ def test_a_leg_that_cannot_run_over_is_kept_and_flagged(clinic):
     assert alert.kind == "leg_clash"
     assert alert.message == (
         f"Booking {booking.pk} ran 30 min late (procedure ended 10:30). Fluoro 1 is needed as procedure room "
-        f"until 10:50, but booking {nextcase.pk} holds it 10:40–11:20. It stays booked until 10:20; the next case "
+        f"until 10:50, but booking {nextcase.pk} holds it 10:40–11:20, Dr. Ben Okafor's case at 10:40. "
+        "It stays booked until 10:20; the next case "
         "there may start late."
     )
     assert not Notification.objects.filter(kind="recovery_clash").exists()

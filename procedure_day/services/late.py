@@ -193,9 +193,19 @@ class _LateEnd:
         return f"Booking {self.current.pk} ran {self.minutes_late} min late (procedure ended {ended})."
 
     def _holder(self, blocker: Allocation | None) -> str:
-        if blocker is not None:
-            return f"booking {blocker.booking_id} holds it {local_span(blocker.starts_at, blocker.ends_at, self.zone)}"
-        return "another booking holds it"
+        """The case in the way, with its physician and start: who the charge nurse calls."""
+        if blocker is None:
+            return "another booking holds it"
+        case = Booking.objects.filter(pk=blocker.booking_id).values_list("starts_at", flat=True).first()
+        physician = (
+            Allocation.objects.filter(booking_id=blocker.booking_id, role=LegRole.PHYSICIAN, is_active=True)
+            .select_related("staff")
+            .first()
+        )
+        span = local_span(blocker.starts_at, blocker.ends_at, self.zone)
+        whose = f"{physician.staff}'s case" if physician is not None and physician.staff is not None else "a case"
+        at = f" at {local_hhmm(case, self.zone)}" if case is not None else ""
+        return f"booking {blocker.booking_id} holds it {span}, {whose}{at}"
 
     def _recovery_clash_message(
         self, leg: Allocation, start: datetime, end: datetime, blocker: Allocation | None

@@ -59,6 +59,10 @@ class SearchQuery:
     per_day: int | None = None
     # The demo seed books a week that may lie in the past; nothing else should.
     allow_past: bool = False
+    # A case looking for another place: its own legs do not block it, and an anticoagulant
+    # override it carries still covers the day.
+    exclude_booking_id: int | None = None
+    hold_override: bool = False
 
 
 def check_query(query: SearchQuery) -> None:
@@ -133,8 +137,10 @@ def availability_search(query: SearchQuery, *, now: datetime | None = None) -> l
     # The day boundaries differ by site; the widest zones on earth are within 14 hours of UTC.
     lo = to_min(datetime.combine(query.date_from, time(0), tzinfo=ZoneInfo("UTC"))) - 14 * 60 - before
     hi = to_min(datetime.combine(query.date_to + timedelta(days=1), time(0), tzinfo=ZoneInfo("UTC"))) + 14 * 60 + after
-    rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, margin=0, allow_past=query.allow_past)
-    rulebook.read_window()
+    rulebook = rulebook_for(
+        request, lo=lo, hi=hi, now=now, margin=0, allow_past=query.allow_past, hold_override=query.hold_override
+    )
+    rulebook.read_window(exclude_booking_id=query.exclude_booking_id)
     slots: list[Slot] = []
     for site in rulebook.sites():
         zone = site.zone

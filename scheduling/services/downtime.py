@@ -19,6 +19,7 @@ from outbox.models import AlertKind, Notification, NotificationStatus
 from outbox.services import alert_raise, enqueue_notification
 from rooms.models import Downtime
 from scheduling.kinds import SchedulingMessage
+from scheduling.legroles import LegRole
 from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
 from scheduling.words import local_span
 
@@ -55,7 +56,14 @@ def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
     flagged for it yet; returns how many were flagged."""
     target = downtime.room or downtime.equipment
     flagged = 0
-    for booking in bookings_hit_by(downtime, now=now):
+    hit = list(bookings_hit_by(downtime, now=now))
+    physicians = {
+        leg.booking_id: str(leg.staff)
+        for leg in Allocation.objects.filter(
+            booking_id__in=[b.pk for b in hit], role=LegRole.PHYSICIAN, is_active=True
+        ).select_related("staff")
+    }
+    for booking in hit:
         key = f"downtime_impact:booking:{booking.pk}:downtime:{downtime.pk}"
         if Notification.objects.filter(dedupe_key=key).exists():
             continue
@@ -66,7 +74,9 @@ def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
             kind=AlertKind.DOWNTIME_IMPACT,
             message=(
                 f"{target} is down {downtime_span(downtime, zone)} ({downtime.get_reason_display().lower()}); "
-                f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M} needs it."
+                f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M}"
+                f"{' with ' + physicians[booking.pk] if booking.pk in physicians else ''} needs it. "
+                "The downtime page lists the swaps."
             ),
         )
         enqueue_notification(
