@@ -407,6 +407,8 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/signin/"
 # The address staff open the pages at, for links in email (the 06:00 work list).
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# How often the day board and the patient flow refresh themselves (seconds).
+BOARD_REFRESH_SECONDS = int(os.environ.get("BOARD_REFRESH_SECONDS", "30"))
 LOGIN_THROTTLE_ATTEMPTS = int(os.environ.get("LOGIN_THROTTLE_ATTEMPTS", "10"))
 LOGIN_THROTTLE_WINDOW_SECONDS = 60
 LOGIN_LOCKOUT_ATTEMPTS = int(os.environ.get("LOGIN_LOCKOUT_ATTEMPTS", "5"))

@@ -105,6 +105,17 @@ def planned(leg: Allocation) -> PlannedLeg:
     return PlannedLeg(leg.booking_id, leg.role, leg.resource_column, leg.resource_id, leg.starts_at, leg.ends_at)
 
 
+def day_delays(site: Site, day: date, *, now: datetime) -> dict[int, Delay]:
+    """The projected delays of the site's day (one query): see ``projection``."""
+    legs = list(site_day_legs(site, day))
+    return _delays(legs, now)
+
+
+def _delays(legs: list[Allocation], now: datetime) -> dict[int, Delay]:
+    bookings = {leg.booking_id: leg.booking for leg in legs}
+    return projected_delays([planned(leg) for leg in legs], case_states(list(bookings.values())), now)
+
+
 def _axis(site: Site, day: date, legs: list[Allocation]) -> tuple[datetime, datetime]:
     """From the earliest opening (or leg) to the latest closing (or leg), on whole hours."""
     zone = site.zone
@@ -166,7 +177,7 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
             "pk", "patient__first_name", "patient__last_name"
         )
     }
-    delays = projected_delays([planned(leg) for leg in legs], case_states(list(bookings.values())), now)
+    delays = _delays(legs, now)
     physicians: dict[int, str] = {}
     for leg in legs:
         if leg.role == LegRole.PHYSICIAN and leg.staff is not None:

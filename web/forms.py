@@ -207,3 +207,112 @@ class StartForm(forms.Form):
 class CancelForm(forms.Form):
     reason = forms.ChoiceField(choices=[("", "Choose a reason…"), *CancelReason.choices[:-2], CancelReason.choices[-1]])
     note = forms.CharField(required=False, max_length=255, label="Note")
+
+
+LOCAL_DATETIME = {"type": "datetime-local"}
+LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+
+
+def local_datetime_field(label: str, *, required: bool = False, help_text: str = "") -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        input_formats=LOCAL_FORMATS,
+        widget=forms.DateTimeInput(attrs=LOCAL_DATETIME, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+def in_zone(value: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A time typed on a page, read as the site's wall clock."""
+    if value is None:
+        return None
+    clinic_years(value)
+    naive = value.replace(tzinfo=None) if timezone.is_aware(value) else value
+    return naive.replace(tzinfo=zone)
+
+
+class ChecklistForm(forms.Form):
+    """The readiness checklist as the nurse records it; times in the site's zone."""
+
+    consent_signed_at = local_datetime_field("Consent signed at")
+    last_solids_at = local_datetime_field("Last solid food at")
+    last_clears_at = local_datetime_field("Last clear liquids at")
+    escort_confirmed = forms.BooleanField(required=False, label="Escort's pickup confirmed")
+    allergies_reviewed = forms.BooleanField(required=False, label="Contrast and cement allergies reviewed")
+    pregnancy_status = forms.ChoiceField(label="Pregnancy screen", required=False)
+
+    def __init__(self, *args: Any, zone: ZoneInfo, pregnancy: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from procedure_day.models import PregnancyStatus
+
+        self.zone = zone
+        if pregnancy:
+            self.fields["pregnancy_status"].choices = PregnancyStatus.choices  # type: ignore[attr-defined]
+        else:
+            del self.fields["pregnancy_status"]
+
+    def changes(self) -> dict[str, Any]:
+        """The answers to record: the times given (a blank time changes nothing), the ticks."""
+        data = self.cleaned_data
+        out: dict[str, Any] = {}
+        for name in ("consent_signed_at", "last_solids_at", "last_clears_at"):
+            value = in_zone(data.get(name), self.zone)
+            if value is not None:
+                out[name] = value
+        out["escort_confirmed"] = bool(data.get("escort_confirmed"))
+        out["allergies_reviewed"] = bool(data.get("allergies_reviewed"))
+        if data.get("pregnancy_status"):
+            out["pregnancy_status"] = data["pregnancy_status"]
+        return out
+
+
+class StepTimeForm(forms.Form):
+    step = forms.CharField(widget=forms.HiddenInput)
+    at = local_datetime_field("Correct time", required=True)
+    reason = forms.CharField(max_length=255, label="Reason for the correction")
+
+
+class DowntimeForm(forms.Form):
+    """A room or a piece of equipment out of service, in the site's zone."""
+
+    target = forms.ChoiceField(label="Room or equipment")
+    starts_at = local_datetime_field("From", required=True)
+    ends_at = local_datetime_field("Until", required=True)
+    reason = forms.ChoiceField(label="Reason")
+    note = forms.CharField(required=False, max_length=255, label="Note")
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from rooms.models import DowntimeReason, Equipment
+
+        self.zone = site.zone
+        rooms = ProcedureRoom.objects.filter(site=site, is_active=True).order_by("name")
+        equipment = Equipment.objects.filter(site=site, is_active=True).order_by("kind", "name")
+        self.fields["target"].choices = [  # type: ignore[attr-defined]
+            ("", "Choose…"),
+            ("Rooms", [(f"room:{r.pk}", str(r)) for r in rooms]),
+            ("Equipment", [(f"equipment:{e.pk}", f"{e} ({e.get_kind_display()})") for e in equipment]),
+        ]
+        self.fields["reason"].choices = DowntimeReason.choices  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start = in_zone(data.get("starts_at"), self.zone)
+        end = in_zone(data.get("ends_at"), self.zone)
+        if start is not None and end is not None and end <= start:
+            self.add_error("ends_at", "The downtime must end after it starts.")
+        data["starts_at"], data["ends_at"] = start, end
+        return data
+
+    def record(self) -> dict[str, Any]:
+        """The downtime's fields for the service."""
+        data = self.cleaned_data
+        column, _, pk = data["target"].partition(":")
+        return {
+            f"{column}_id": int(pk),
+            "starts_at": data["starts_at"],
+            "ends_at": data["ends_at"],
+            "reason": data["reason"],
+            "note": data.get("note", ""),
+        }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web.views import booking, cases, day, home, patients
+from web.views import board, booking, cases, day, downtime, flow, home, patients
 
 app_name = "web"
 
@@ -14,6 +14,15 @@ urlpatterns = [
     path("cases/<int:pk>/confirm/", cases.confirm, name="confirm"),
     path("cases/<int:pk>/cancel/", cases.cancel, name="cancel"),
     path("cases/<int:pk>/reschedule/", cases.reschedule, name="reschedule"),
+    path("board/", board.board, name="board"),
+    path("flow/", flow.flow, name="flow"),
+    path("flow/<int:pk>/", flow.flow_case, name="flow_case"),
+    path("flow/<int:pk>/checklist/", flow.flow_checklist, name="flow_checklist"),
+    path("flow/<int:pk>/times/", flow.flow_correct, name="flow_correct"),
+    path("flow/<int:pk>/<slug:step>/", flow.flow_step, name="flow_step"),
+    path("downtime/", downtime.downtime_list, name="downtime"),
+    path("downtime/<int:pk>/", downtime.downtime_detail, name="downtime_detail"),
+    path("downtime/<int:pk>/swap/", downtime.downtime_swap, name="downtime_swap"),
     path("patients/", patients.search, name="patients"),
     path("patients/new/", patients.register, name="register"),
     path("patients/<int:pk>/", patients.patient_page, name="patient"),

@@ -14,7 +14,7 @@ HOME_BY_ROLE = {
     SCHEDULER: "web:book",
     PHYSICIAN: "web:day",
     TECH: "web:day",
-    NURSE: "web:cases_of_day",
+    NURSE: "web:flow",
 }
 
 
