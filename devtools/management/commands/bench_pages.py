@@ -1,13 +1,14 @@
-"""Server time of the pages people open most: the physician's day and the slot finder, on a
-day of 1 case and of N (default 40), beside a floor measured in the same run (an authenticated
-request for the home address, which loads the session and the user and redirects).
+"""Server time of the pages people open most: the physician's day, the slot finder and the day
+board, on a day of 1 case and of N (default 40), and the board on a full day (default 60
+cases), beside a floor measured in the same run (an authenticated request for the home address,
+which loads the session and the user and redirects).
 
 Runs in-process through Django's test client against the configured database, on a clinic of
 its own that it removes afterwards. Prints, per page: median and 90th percentile in
 milliseconds, the ratio to the floor's median, and the statements per request (which must be
 the same for 1 and N cases).
 
-    python manage.py bench_pages --cases 40 --runs 30
+    python manage.py bench_pages --cases 40 --board-cases 60 --runs 30
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Bench:
     site: Site
     physician: StaffMember
     day: date
+    others: list[StaffMember]
 
 
 def build(today: date) -> Bench:
@@ -75,18 +77,26 @@ def build(today: date) -> Bench:
         )
         for i in range(LANES)
     ]
+    # More physicians fill the board's full day; the physician's day is the first one's.
+    others = [
+        StaffMember.objects.create(
+            first_name=f"Other{i}", last_name="Bench", role=StaffRole.PHYSICIAN, email=f"physician{i}@{EMAIL_DOMAIN}"
+        )
+        for i in range(LANES - 1)
+    ]
     issued = today - timedelta(days=365)
-    Credential.objects.create(
-        staff=physician, kind=CredentialKind.PRIVILEGE, procedure_code=PROCEDURE, valid_from=issued
-    )
+    for member in (physician, *others):
+        Credential.objects.create(
+            staff=member, kind=CredentialKind.PRIVILEGE, procedure_code=PROCEDURE, valid_from=issued
+        )
     for tech in techs:
         Credential.objects.create(staff=tech, kind=CredentialKind.FLUOROSCOPY, jurisdiction="TX", valid_from=issued)
     Shift.objects.bulk_create(
         Shift(staff=member, site=site, weekday=weekday, starts_at=time(0), ends_at=time(23, 59))
-        for member in [physician, *techs]
+        for member in [physician, *others, *techs]
         for weekday in range(7)
     )
-    return Bench(site, physician, today + timedelta(days=2))
+    return Bench(site, physician, today + timedelta(days=2), others)
 
 
 def remove(site: Site) -> None:
@@ -99,7 +109,9 @@ def remove(site: Site) -> None:
     site.delete()
 
 
-def book_up_to(bench: Bench, count: int) -> None:
+def book_up_to(bench: Bench, count: int, *, any_physician: bool = False) -> None:
+    """Book the day up to ``count`` cases, each at the first start after the last one: with the
+    bench's physician, or (``any_physician``) whichever physician is free."""
     procedure = ProcedureType.objects.get(code=PROCEDURE)
     have = Booking.objects.filter(site=bench.site).count()
     moment = datetime.combine(bench.day, time(0, 30), tzinfo=bench.site.zone)
@@ -114,9 +126,8 @@ def book_up_to(bench: Bench, count: int) -> None:
             date_of_birth=date(1945, 1, 1),
             allergies="Latex" if index % 3 == 0 else "",
         )
-        case = CaseRequest(
-            procedure_type=procedure, patient=patient, site_id=bench.site.pk, pins={"physician": bench.physician.pk}
-        )
+        pins = {} if any_physician else {"physician": bench.physician.pk}
+        case = CaseRequest(procedure_type=procedure, patient=patient, site_id=bench.site.pk, pins=pins)
         found = availability_search(
             SearchQuery(request=case, date_from=bench.day, date_to=bench.day, count=1, not_before=moment)
         )
@@ -143,24 +154,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--cases", type=int, default=40)
+        parser.add_argument("--board-cases", dest="board_cases", type=int, default=60)
         parser.add_argument("--runs", type=int, default=30)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        cases, runs = options["cases"], options["runs"]
-        if cases < 1 or runs < 1:
-            raise CommandError("--cases and --runs must be at least 1.")
+        cases, runs, board_cases = options["cases"], options["runs"], options["board_cases"]
+        if cases < 1 or runs < 1 or board_cases < cases:
+            raise CommandError("--cases and --runs must be at least 1, and --board-cases at least --cases.")
         install_default_catalogue(ProcedureType)
         old = Site.objects.filter(code=SITE_CODE).first()
         if old is not None:
             remove(old)
         bench = build(timezone.now().date())
         try:
-            self.run(bench, cases, runs)
+            self.run(bench, cases, runs, board_cases)
         finally:
             remove(bench.site)
             get_user_model().objects.filter(username=USERNAME).delete()
 
-    def run(self, bench: Bench, cases: int, runs: int) -> None:
+    def run(self, bench: Bench, cases: int, runs: int, board_cases: int) -> None:
         user, _ = get_user_model().objects.get_or_create(username=USERNAME)
         user.groups.add(Group.objects.get_or_create(name="scheduler")[0])
         client = Client()
@@ -184,6 +196,11 @@ class Command(BaseCommand):
         def slot_finder() -> None:
             assert client.post(f"/book/search/?site={bench.site.pk}", finder).status_code == 200
 
+        board_url = f"/board/?site={bench.site.pk}&date={bench.day.isoformat()}"
+
+        def board() -> None:
+            assert client.get(board_url).status_code == 200
+
         def floor() -> None:
             assert client.get("/").status_code == 302
 
@@ -194,6 +211,10 @@ class Command(BaseCommand):
             book_up_to(bench, count)
             rows.append((f"physician's day, {count} case{'s' if count != 1 else ''}", *timed(runs, day_page)))
             rows.append((f"slot finder, 3 weeks, {count} case{'s' if count != 1 else ''}", *timed(runs, slot_finder)))
+            rows.append((f"day board, {count} case{'s' if count != 1 else ''}", *timed(runs, board)))
+        if board_cases > cases:
+            book_up_to(bench, board_cases, any_physician=True)
+            rows.append((f"day board, {board_cases} cases", *timed(runs, board)))
         floor_median = statistics.median(floor_times)
         self.stdout.write(f"bench_pages on {connection.vendor}: {runs} runs each, times in ms\n")
         self.stdout.write(f"{'page':<38}{'median':>9}{'p90':>9}{'x floor':>9}{'queries':>9}\n")
