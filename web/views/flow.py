@@ -25,7 +25,7 @@ from procedure_day.readiness import DUE_ON_DAY, escort_required, evaluate_with, 
 from procedure_day.selectors import DailyCase, cases_of_day
 from procedure_day.services.checklist import checklist_update
 from procedure_day.services.corrections import recorded_steps, step_time_correct
-from procedure_day.services.late import booking_end_procedure
+from procedure_day.services.late import EndProcedureResult, booking_end_procedure
 from procedure_day.services.transitions import (
     booking_check_in,
     booking_discharge,
@@ -273,9 +273,8 @@ def _run_step(request: HttpRequest, booking: Booking, step: str) -> str:
     }
     result = actions[step]()
     said = f"{STEP_LABELS[step]}: recorded at {local_hhmm(timezone.now(), zone)}."
-    alerts = getattr(result, "alerts", None)
-    if alerts:
-        said += " " + " ".join(alert.message for alert in alerts)
+    if isinstance(result, EndProcedureResult) and result.alerts:
+        said += " " + " ".join(alert.message for alert in result.alerts)
     return said
 
 
