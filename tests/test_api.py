@@ -488,7 +488,9 @@ def test_daily_list_is_in_order_with_local_times(clinic, clients):
     assert cases[0]["sedation"] == "moderate"
     assert cases[0]["escort"] == {"name": "Escort Example", "phone": "555-0101"}
     assert cases[0]["readiness"]["status"] == "not_ready"
-    assert "consent" in cases[0]["readiness"]["outstanding"]
+    # A week ahead, consent is due on the day, not missing.
+    assert "consent" not in cases[0]["readiness"]["outstanding"]
+    assert "consent" in cases[0]["readiness"]["due_on_day"]
     assert AuditEvent.objects.filter(action="daily_list.read").count() == 1
 
 

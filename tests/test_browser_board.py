@@ -20,13 +20,15 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from core.models import AuditEvent
-from patients.models import ImagingStudy, LabResult
+from patients.drugs import install_default_drugs
+from patients.models import Drug, ImagingStudy, LabResult
 from procedure_day.models import CaseChecklist
 from rooms.models import Site
-from scheduling.models import Allocation, Booking, BookingStatus
+from scheduling.catalogue import install_default_catalogue
+from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType
 from scheduling.selectors import site_day_schedule
 from tests import factories as f
-from tests.browser import chromium, require_browser
+from tests.browser import SIZES, chromium, require_browser
 from tests.conftest import MONDAY, build_clinic, local
 from tests.test_browser_pages import PASSWORD, checked, click_and_load, sign_in, wait_css, wait_text
 from tests.test_late import esi, vp_at_nine
@@ -62,6 +64,12 @@ def in_state(driver: Any, case: int, state: str) -> None:
     wait_css(driver, f"section[data-state='{state}'] article[data-case='{case}']")
 
 
+def resize(driver: Any, size: str) -> None:
+    """Another window size (the whole-page screenshot leaves its own metrics behind)."""
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.set_window_size(*SIZES[size])
+
+
 def set_value(driver: Any, element_id: str, value: str) -> None:
     element = driver.find_element(By.ID, element_id)
     driver.execute_script("arguments[0].value = arguments[1];", element, value)
@@ -71,12 +79,15 @@ def test_the_demo_days_board_draws_every_leg_in_its_row_at_its_time(live_server)
     require_browser()
     problems: dict[str, Any] = {}
     with clock(6, 30):
+        # A transactional test's flush empties the catalogues the migrations installed.
+        install_default_catalogue(ProcedureType)
+        install_default_drugs(Drug)
         call_command("seed_demo", seed=7, week_of=MONDAY.isoformat(), stdout=io.StringIO())
         user("nurse")
         site = Site.objects.get(code="demo-main")
         schedule = site_day_schedule(site, MONDAY)
         assert len(schedule) > 20
-        with chromium(1366, 900) as driver:
+        with chromium(*SIZES["desktop"]) as driver:
             sign_in(driver, live_server.url, "nurse-board")
             driver.get(f"{live_server.url}/board/?site={site.pk}&date={MONDAY.isoformat()}")
             wait_css(driver, "#board .bar")
@@ -114,7 +125,7 @@ def test_the_demo_days_board_draws_every_leg_in_its_row_at_its_time(live_server)
             assert not driver.find_elements(By.CSS_SELECTOR, "header.top")
             assert len(bars(driver)) == len(schedule)
             checked(driver, "board-demo-wall", problems)
-            driver.set_window_size(375, 812)
+            resize(driver, "phone")
             driver.get(f"{live_server.url}/board/?site={site.pk}&date={MONDAY.isoformat()}")
             wait_css(driver, "#board .bar")
             checked(driver, "board-demo-phone", problems)
@@ -142,7 +153,7 @@ def test_a_nurse_takes_a_case_from_check_in_to_discharge_with_the_countdown(live
         booking = vp_at_nine(clinic)
         ready_records(booking)
         pk = booking.pk
-        with chromium(1366, 900) as driver:
+        with chromium(*SIZES["desktop"]) as driver:
             sign_in(driver, live_server.url, "nurse-board")
             # The nurse's home is the flow.
             wait_css(driver, f"section[data-state='scheduled'] article[data-case='{pk}']")
@@ -180,9 +191,11 @@ def test_a_nurse_takes_a_case_from_check_in_to_discharge_with_the_countdown(live
             WebDriverWait(driver, 5).until(lambda d: countdown.text != first)  # it counts down
             assert first.startswith("1:59") or first.startswith("2:00")
             checked(driver, "flow-recovery-desktop", problems)
-            driver.set_window_size(375, 812)
+            resize(driver, "phone")
+            driver.refresh()
+            wait_css(driver, f"article[data-case='{pk}']")
             checked(driver, "flow-recovery-phone", problems)
-            driver.set_window_size(1366, 900)
+            resize(driver, "desktop")
             # Too early for discharge: the refusal says how long is left.
             press(driver, pk, "Ready for discharge")
             wait_text(driver, "min remain")
@@ -230,7 +243,7 @@ def test_a_physician_overrides_the_checklist_with_a_reason(live_server):
         clinic.physicians[0].save()
         booking = vp_at_nine(clinic)
         Booking.objects.filter(pk=booking.pk).update(status="checked_in", checked_in_at=local(MONDAY, 8))
-        with chromium(1366, 900) as driver:
+        with chromium(*SIZES["desktop"]) as driver:
             sign_in(driver, live_server.url, "physician-board")
             driver.get(f"{live_server.url}/flow/{booking.pk}/")
             wait_text(driver, "Still missing")
@@ -258,7 +271,7 @@ def test_a_late_case_shows_the_projected_delay_on_the_next_case_before_it_ends(l
         following = esi(clinic, 10, 20, bay=1, patient=1, room=0, c_arm=0)  # Fluoro 1 after the late case
         Booking.objects.filter(pk=late.pk).update(status="in_procedure", procedure_started_at=local(MONDAY, 9))
         traveller.move_to(local(MONDAY, 10, 25))
-        with chromium(1366, 900) as driver:
+        with chromium(*SIZES["desktop"]) as driver:
             sign_in(driver, live_server.url, "nurse-board")
             driver.get(f"{live_server.url}/board/?date={MONDAY.isoformat()}")
             wait_css(driver, f"#board .bar[data-booking='{following.pk}'] .badge.projected")
@@ -285,7 +298,7 @@ def test_a_c_arm_downtime_lists_the_hit_cases_and_a_swap_updates_the_open_board(
         user("scheduler")
         booking = vp_at_nine(clinic)
         down, spare = clinic.c_arms
-        with chromium(1366, 900) as driver:
+        with chromium(*SIZES["desktop"]) as driver:
             sign_in(driver, live_server.url, "scheduler-board")
             board_url = f"{live_server.url}/board/?date={MONDAY.isoformat()}"
             driver.get(board_url)

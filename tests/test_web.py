@@ -76,7 +76,7 @@ def order_form(clinic, patient, **extra):
 
 @pytest.mark.parametrize(
     ("persona", "home"),
-    [("scheduler", "/book/"), ("admin", "/book/"), ("physician", "/day/"), ("tech", "/day/"), ("nurse", "/cases/")],
+    [("scheduler", "/book/"), ("admin", "/book/"), ("physician", "/day/"), ("tech", "/day/"), ("nurse", "/flow/")],
 )
 def test_home_sends_each_role_to_its_page(users, persona, home):
     response = client_of(users[persona]).get("/")
