@@ -116,6 +116,37 @@ def _delays(legs: list[Allocation], now: datetime) -> dict[int, Delay]:
     return projected_delays([planned(leg) for leg in legs], case_states(list(bookings.values())), now)
 
 
+def site_day_staff(site: Site, day: date, legs: list[Allocation]) -> list[StaffMember]:
+    """The staff of the site's day: everyone with a leg, and the active staff with a shift there
+    that weekday. One query."""
+    staff_ids = {leg.staff_id for leg in legs if leg.staff_id is not None}
+    return list(
+        StaffMember.objects.filter(
+            Q(pk__in=staff_ids) | Q(is_active=True, shifts__site=site, shifts__weekday=day.weekday())
+        )
+        .distinct()
+        .order_by("last_name", "first_name", "id")
+    )
+
+
+def day_blocks(site: Site, day: date, staff: list[StaffMember]) -> tuple[list[Downtime], list[TimeOff]]:
+    """The downtime of the site's rooms and equipment and the time off of ``staff`` that overlap
+    its local ``day``. Two queries."""
+    start = datetime.combine(day, time(0), tzinfo=site.zone)
+    end = start + timedelta(days=1)
+    downtimes = list(
+        Downtime.objects.filter(Q(room__site=site) | Q(equipment__site=site), starts_at__lt=end, ends_at__gt=start)
+        .select_related("room", "equipment")
+        .order_by("starts_at", "id")
+    )
+    time_off = list(
+        TimeOff.objects.filter(staff_id__in=[member.pk for member in staff], starts_at__lt=end, ends_at__gt=start)
+        .select_related("staff")
+        .order_by("starts_at", "id")
+    )
+    return downtimes, time_off
+
+
 def _axis(site: Site, day: date, legs: list[Allocation]) -> tuple[datetime, datetime]:
     """From the earliest opening (or leg) to the latest closing (or leg), on whole hours."""
     zone = site.zone
@@ -189,14 +220,7 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
     rooms = list(ProcedureRoom.objects.filter(site=site, is_active=True).order_by("name", "id"))
     equipment = list(Equipment.objects.filter(site=site, is_active=True).order_by("kind", "name", "id"))
     bays = list(RecoveryBay.objects.filter(site=site, is_active=True).order_by("name", "id"))
-    staff_ids = {leg.staff_id for leg in legs if leg.staff_id is not None}
-    staff = list(
-        StaffMember.objects.filter(
-            Q(pk__in=staff_ids) | Q(is_active=True, shifts__site=site, shifts__weekday=day.weekday())
-        )
-        .distinct()
-        .order_by("last_name", "first_name", "id")
-    )
+    staff = site_day_staff(site, day, legs)
     rows: dict[tuple[str, int], Row] = {}
     for column, items in (("room", rooms), ("equipment", equipment), ("bay", bays), ("staff", staff)):
         for item in items:
@@ -232,19 +256,14 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
             )
         )
 
-    day_start = datetime.combine(day, time(0), tzinfo=zone)
-    day_end = day_start + timedelta(days=1)
-    for down in Downtime.objects.filter(
-        Q(room__site=site) | Q(equipment__site=site), starts_at__lt=day_end, ends_at__gt=day_start
-    ).order_by("starts_at", "id"):
+    downtimes, time_off = day_blocks(site, day, staff)
+    for down in downtimes:
         key = ("room", down.room_id) if down.room_id is not None else ("equipment", down.equipment_id)
         target = rows.get(key)  # type: ignore[arg-type]
         if target is not None:
             left, width = scale.place(down.starts_at, down.ends_at)
             target.blocks.append(Block(f"Down: {down.get_reason_display()}", down.starts_at, down.ends_at, left, width))
-    for off in TimeOff.objects.filter(
-        staff_id__in=[member.pk for member in staff], starts_at__lt=day_end, ends_at__gt=day_start
-    ).order_by("starts_at", "id"):
+    for off in time_off:
         target = rows.get(("staff", off.staff_id))
         if target is not None:
             left, width = scale.place(off.starts_at, off.ends_at)

@@ -14,6 +14,8 @@ from api.serializers.common import FlatFields, PatientScoped
 from api.serializers.patients import patient_data
 from core.errors import BookingInvalid, Problem
 from patients.models import Patient
+from procedure_day.recovery import recovery_clock
+from procedure_day.services.corrections import STEP_FIELDS
 from scheduling.availability.search import MAX_WINDOW_DAYS, Slot
 from scheduling.legroles import PIN_FIELDS
 from scheduling.models import Booking, CancelReason, ProcedureType, Sedation
@@ -223,6 +225,9 @@ def order_data(booking: Booking) -> dict[str, Any]:
     }
 
 
+STEP_KEYS = tuple(name.removesuffix("_at") for name in STEP_FIELDS)
+
+
 class BookingSerializer(serializers.Serializer):
     """A booking as people read it: times in the site's zone."""
 
@@ -242,6 +247,15 @@ class BookingSerializer(serializers.Serializer):
     )
     patient = serializers.JSONField()
     legs = LegSerializer(many=True)
+    steps = serializers.JSONField(
+        help_text="When each step of the procedure day was recorded (site's zone), null until it is: "
+        + ", ".join(STEP_KEYS)
+        + "."
+    )
+    recovery = serializers.JSONField(
+        allow_null=True,
+        help_text="Once recovery has started: flat_until (minimum flat time) and discharge_from (minimum recovery).",
+    )
 
 
 def override_data(booking: Booking) -> dict[str, Any] | None:
@@ -282,7 +296,25 @@ def booking_data(booking: Booking, role: str | None) -> dict[str, Any]:
         "anticoagulant_override": override_data(booking),
         "patient": patient_data(booking.patient, role),
         "legs": [leg_data(view, zone) for view in leg_views(booking)],
+        "steps": steps_data(booking),
+        "recovery": recovery_data(booking),
     }
+
+
+def steps_data(booking: Booking) -> dict[str, str | None]:
+    zone = booking.site.zone
+    return {
+        name.removesuffix("_at"): (local_iso(value, zone) if (value := getattr(booking, name)) else None)
+        for name in STEP_FIELDS
+    }
+
+
+def recovery_data(booking: Booking) -> dict[str, str] | None:
+    clock = recovery_clock(booking)
+    if clock is None:
+        return None
+    zone = booking.site.zone
+    return {"flat_until": local_iso(clock.flat_until, zone), "discharge_from": local_iso(clock.due, zone)}
 
 
 def slot_data(slot: Slot, zones: dict[int, ZoneInfo]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from outbox.models import Alert
 from patients.models import ImagingModality, ImagingStudy, LabResult, LabTest, Patient
 from procedure_day.models import CaseChecklist, PregnancyStatus
 from procedure_day.readiness import ChecklistItem, readiness_passes
+from procedure_day.services.corrections import STEP_FIELDS
 from scheduling.models import Booking
 
 
@@ -25,6 +26,12 @@ class ReadyInput(serializers.Serializer):
 
 class EndProcedureInput(serializers.Serializer):
     ended_at = AwareDateTimeField(required=False, help_text="When the procedure ended; now if left out.")
+
+
+class StepTimeInput(serializers.Serializer):
+    step = serializers.ChoiceField(STEP_FIELDS, help_text="The recorded step whose time is corrected.")
+    at = AwareDateTimeField(help_text="The correct time, with its UTC offset.")
+    reason = serializers.CharField(max_length=255, help_text="Why the recorded time was wrong.")
 
 
 class DischargeInput(serializers.Serializer):

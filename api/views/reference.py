@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
@@ -16,11 +17,13 @@ from api.fields import local_iso
 from api.serializers import reference as s
 from api.views.common import query_date, role_map
 from core.services import record_create, record_delete, record_update
+from procedure_day.board import day_blocks, day_delays, site_day_staff
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling import policy
 from scheduling.models import ProcedureType
-from scheduling.selectors import site_day_schedule
+from scheduling.selectors import site_day_legs, site_day_schedule
 from scheduling.services.downtime import downtime_create, downtime_delete, downtime_update
+from scheduling.services.swaps import downtime_impact
 from staff.models import Credential, Shift, StaffMember, TimeOff
 
 
@@ -55,7 +58,13 @@ class SiteViewSet(ReferenceViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("date", OpenApiTypes.DATE, required=True, description="Site-local date")],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every leg of every resource that day")},
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Every leg of every resource that day; the downtime and time off that day; and the "
+                "projected delay of each case a case running late holds up (running_late for the late one itself).",
+            )
+        },
     )
     @action(detail=True, methods=["get"])
     def schedule(self, request: Request, pk: str | None = None) -> Response:
@@ -74,7 +83,47 @@ class SiteViewSet(ReferenceViewSet):
             }
             for row in site_day_schedule(site, day)
         ]
-        return Response({"site": site.pk, "date": day.isoformat(), "legs": rows})
+        legs = list(site_day_legs(site, day))
+        downtimes, time_off = day_blocks(site, day, site_day_staff(site, day, legs))
+        delays = day_delays(site, day, now=timezone.now())
+        return Response(
+            {
+                "site": site.pk,
+                "date": day.isoformat(),
+                "legs": rows,
+                "downtime": [
+                    {
+                        "id": block.pk,
+                        "resource": {
+                            "kind": "room" if block.room_id is not None else "equipment",
+                            "id": block.room_id or block.equipment_id,
+                            "name": str(block.room or block.equipment),
+                        },
+                        "reason": block.reason,
+                        "start": local_iso(block.starts_at, zone),
+                        "end": local_iso(block.ends_at, zone),
+                    }
+                    for block in downtimes
+                ],
+                "time_off": [
+                    {
+                        "staff": {"id": off.staff_id, "name": str(off.staff)},
+                        "start": local_iso(off.starts_at, zone),
+                        "end": local_iso(off.ends_at, zone),
+                    }
+                    for off in time_off
+                ],
+                "delays": [
+                    {
+                        "booking": pk,
+                        "minutes": delay.minutes,
+                        "running_late": delay.running_late,
+                        "because_of": list(delay.because),
+                    }
+                    for pk, delay in sorted(delays.items())
+                ],
+            }
+        )
 
 
 class OpeningHoursViewSet(ReferenceViewSet):
@@ -109,7 +158,7 @@ class DowntimeViewSet(ReferenceViewSet):
     queryset = Downtime.objects.all()
     serializer_class = s.DowntimeSerializer
     filterset_fields = ["room", "equipment", "reason"]
-    roles = AVAILABILITY_ROLES
+    roles = {**AVAILABILITY_ROLES, "impact": set(policy.AVAILABILITY_EDITORS)}
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.instance = downtime_create(actor=self.request.user, data=dict(serializer.validated_data))
@@ -122,6 +171,41 @@ class DowntimeViewSet(ReferenceViewSet):
 
     def perform_destroy(self, instance: Any) -> None:
         downtime_delete(actor=self.request.user, downtime=instance)
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Every active case the downtime hits, with its physician and the swaps found (another "
+                "C-arm or room at the same time, another start that day). Apply one by rescheduling the booking "
+                "to the swap's start with its pins.",
+            )
+        }
+    )
+    @action(detail=True, methods=["get"])
+    def impact(self, request: Request, pk: str | None = None) -> Response:
+        downtime = self.get_object()
+        out = []
+        for hit in downtime_impact(downtime):
+            zone = hit.booking.site.zone
+            out.append(
+                {
+                    "booking": hit.booking.pk,
+                    "procedure_type": hit.booking.procedure_type.code,
+                    "start": local_iso(hit.booking.starts_at, zone),
+                    "physician": hit.physician,
+                    "swaps": [
+                        {
+                            "kind": swap.kind,
+                            "title": swap.title,
+                            "start": local_iso(swap.starts_at, zone),
+                            "pins": swap.pins,
+                        }
+                        for swap in hit.swaps
+                    ],
+                }
+            )
+        return Response({"downtime": downtime.pk, "cases": out})
 
 
 class StaffMemberViewSet(ReferenceViewSet):

@@ -29,6 +29,7 @@ from api.serializers.workflow import (
     LabResultInput,
     LabResultSerializer,
     ReadyInput,
+    StepTimeInput,
     checklist_data,
 )
 from api.views.common import ProblemRendering, audit_patients_read
@@ -39,6 +40,7 @@ from patients.models import ImagingStudy, LabResult
 from patients.services import imaging_study_record, lab_result_record
 from procedure_day.readiness import evaluate_with, load_readiness
 from procedure_day.services.checklist import checklist_update
+from procedure_day.services.corrections import step_time_correct
 from procedure_day.services.late import booking_end_procedure
 from procedure_day.services.transitions import (
     booking_check_in,
@@ -79,6 +81,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
             "ready_for_discharge",
             "discharge",
             "no_show",
+            "correct_time",
         }
     )
     """Actions on a case the caller can see (others are 404). Transitions answer with the case;
@@ -90,8 +93,13 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     roles = {
         **{name: set(roles) for name, roles in policy.STEP_ROLES.items()},
         "checklist_update": set(policy.STEP_ROLES["checklist"]),
+        "correct_time": set(policy.STEP_TIME_CORRECTORS),
     }
-    extra_error_statuses = {**{name: (409, 422) for name in TRANSITIONS}, "checklist_update": (409, 422)}
+    extra_error_statuses = {
+        **{name: (409, 422) for name in TRANSITIONS},
+        "checklist_update": (409, 422),
+        "correct_time": (409, 422),
+    }
 
     def get_queryset(self) -> QuerySet[Booking]:
         return bookings_visible_to(self.request.user).order_by("starts_at", "id")
@@ -203,6 +211,19 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
             "no-show",
             lambda: self._render(booking_no_show(actor=request.user, booking=self.get_object())),
         )
+
+    @extend_schema(request=StepTimeInput, responses={200: s.BookingSerializer})
+    @action(detail=True, methods=["post"], url_path="correct-time")
+    def correct_time(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Correct the recorded time of a step afterwards, with a reason (audited)."""
+        return self._once(request, pk, "correct-time", lambda: self._correct_time(request))
+
+    def _correct_time(self, request: Request) -> Response:
+        booking = self.get_object()
+        data = StepTimeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        corrected = step_time_correct(actor=request.user, booking=booking, **data.validated_data)
+        return self._render(corrected)
 
     # The checklist --------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ ids and codes only. Who acted is the audit record's actor; ``None`` is the syste
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -22,6 +22,7 @@ from outbox.services import enqueue_notification, skip_pending
 from procedure_day.kinds import ProcedureDayMessage
 from procedure_day.models import CaseChecklist
 from procedure_day.readiness import escort_required, evaluate_with, failing_codes, load_readiness
+from procedure_day.recovery import recovery_clock
 from procedure_day.services.common import (
     CHECK_IN_FROM,
     DISCHARGE_FROM,
@@ -160,8 +161,9 @@ def booking_start_recovery(*, actor: Any, booking: Booking) -> Booking:
 
 
 def _recovery_due(current: Booking) -> datetime:
-    assert current.recovery_started_at is not None  # set with the in_recovery status
-    return current.recovery_started_at + timedelta(minutes=current.procedure_type.recovery_minutes)
+    clock = recovery_clock(current)
+    assert clock is not None  # recovery_started_at is set with the in_recovery status
+    return clock.due
 
 
 def _ready_for_discharge(current: Booking, *, actor: Any, now: datetime) -> None:

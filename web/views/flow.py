@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,8 @@ from core.audit import audit_patients
 from core.errors import BookingInvalid, SchedulingError, SlotUnavailable
 from procedure_day.board import day_delays
 from procedure_day.projection import Delay
-from procedure_day.readiness import DUE_ON_DAY, escort_required, evaluate_with, load_readiness
+from procedure_day.readiness import DUE_ON_DAY, escort_required, evaluate_with, load_readiness, summarize
+from procedure_day.recovery import RecoveryClock, recovery_clock
 from procedure_day.selectors import DailyCase, cases_of_day
 from procedure_day.services.checklist import checklist_update
 from procedure_day.services.corrections import recorded_steps, step_time_correct
@@ -37,7 +38,7 @@ from procedure_day.services.transitions import (
 )
 from scheduling import policy
 from scheduling.models import Booking, BookingStatus
-from scheduling.selectors import bookings_visible_to
+from scheduling.selectors import bookings_visible_to, legs_by_role
 from scheduling.words import local_hhmm
 from web.access import not_found, page
 from web.context import current_site
@@ -87,25 +88,11 @@ def next_steps(booking: Booking) -> list[str]:
     return []
 
 
-@dataclass(frozen=True)
-class Recovery:
-    flat_until: datetime
-    due: datetime
-    flat_minutes: int
-    minutes: int
-
-
-def recovery_of(booking: Booking) -> Recovery | None:
-    started = booking.recovery_started_at
-    if started is None or booking.status not in (S.IN_RECOVERY, S.READY_FOR_DISCHARGE):
+def recovery_of(booking: Booking) -> RecoveryClock | None:
+    """The clock the flow shows: while the patient is in recovery or waiting to leave."""
+    if booking.status not in (S.IN_RECOVERY, S.READY_FOR_DISCHARGE):
         return None
-    procedure = booking.procedure_type
-    return Recovery(
-        started + timedelta(minutes=procedure.recovery_flat_minutes),
-        started + timedelta(minutes=procedure.recovery_minutes),
-        procedure.recovery_flat_minutes,
-        procedure.recovery_minutes,
-    )
+    return recovery_clock(booking)
 
 
 @dataclass(frozen=True)
@@ -113,7 +100,7 @@ class FlowCard:
     case: DailyCase
     steps: list[str]
     delay: Delay | None
-    recovery: Recovery | None
+    recovery: RecoveryClock | None
     escort_needed: bool
 
     @property
@@ -221,9 +208,6 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
 
 
 def _daily(booking: Booking, inputs: Any, now: datetime) -> DailyCase:
-    from procedure_day.readiness import summarize
-    from scheduling.selectors import legs_by_role
-
     return DailyCase(booking, legs_by_role(booking), summarize(booking, inputs, now=now), inputs)
 
 
