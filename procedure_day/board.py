@@ -16,7 +16,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from procedure_day.projection import CaseState, Delay, PlannedLeg, projected_delays
+from procedure_day.projection import CaseState, Delay, PlannedLeg, projected_delays, projected_window
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking
@@ -48,6 +48,8 @@ class Bar:
     width: float
     delay: Delay | None
     opens_case: bool
+    # Where the leg is expected to lie when its case runs late or waits for one (dashed).
+    ghost: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
         label, title = _label(booking, physicians.get(leg.booking_id), names, zone)
         title += f" · {LEG_ROLES[leg.role].label} {local_span(leg.starts_at, leg.ends_at, zone)}"
         left, width = scale.place(leg.starts_at, leg.ends_at)
+        delay = delays.get(leg.booking_id)
+        ghost = scale.place(*projected_window(planned(leg), delay)) if delay is not None else None
         row.bars.append(
             Bar(
                 leg.pk,
@@ -251,8 +255,9 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
                 leg.ends_at,
                 left,
                 width,
-                delays.get(leg.booking_id),
+                delay,
                 leg.booking_id in visible,
+                ghost,
             )
         )
 

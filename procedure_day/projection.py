@@ -83,6 +83,13 @@ def _projected(leg: PlannedLeg, late: int, delay: int) -> tuple[datetime, dateti
     return leg.starts_at + shift, leg.ends_at + shift
 
 
+def projected_window(leg: PlannedLeg, delay: Delay) -> tuple[datetime, datetime]:
+    """Where a leg of a late or delayed case is expected to lie."""
+    if delay.running_late:
+        return _projected(leg, delay.minutes, 0)
+    return _projected(leg, 0, delay.minutes)
+
+
 def projected_delays(legs: Iterable[PlannedLeg], cases: Mapping[int, CaseState], now: datetime) -> dict[int, Delay]:
     """The delay of every case a late one holds up (and of the late ones themselves), keyed by
     booking id; cases on time are absent."""

@@ -120,6 +120,12 @@ def test_the_demo_days_board_draws_every_leg_in_its_row_at_its_time(live_server)
                 expected = (leg.starts_at - first_hour).total_seconds() / span * lane.rect["width"]
                 assert abs((bar.rect["x"] - lane.rect["x"]) - expected) <= 2, (row, expected)
             checked(driver, "board-demo-desktop", problems)
+            # A bar opens its case.
+            opened = driver.find_element(By.CSS_SELECTOR, "#board a.bar")
+            case_id = opened.get_attribute("data-booking")
+            click_and_load(driver, opened)
+            assert driver.current_url.endswith(f"/cases/{case_id}/")
+            wait_text(driver, "Times and resources")
             driver.get(f"{live_server.url}/board/?site={site.pk}&date={MONDAY.isoformat()}&wall=1")
             wait_css(driver, "body.wall #board .bar")
             assert not driver.find_elements(By.CSS_SELECTOR, "header.top")
