@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q
@@ -169,10 +169,12 @@ def _axis(site: Site, day: date, legs: list[Allocation]) -> tuple[datetime, date
 
 
 class _Scale:
+    """Percent of the axis for a moment; in UTC, so a day that changes its clock keeps its scale."""
+
     def __init__(self, start: datetime, end: datetime) -> None:
-        self.start = start
-        self.seconds = (end - start).total_seconds()
-        self.end = end
+        self.start = start.astimezone(UTC)
+        self.end = end.astimezone(UTC)
+        self.seconds = (self.end - self.start).total_seconds()
 
     def place(self, start: datetime, end: datetime) -> tuple[float, float]:
         lo = max(start, self.start)
@@ -290,7 +292,7 @@ def day_board(user: Any, site: Site, day: date, *, now: datetime | None = None) 
     groups = [group for group in groups if group.rows]
 
     hours = []
-    moment = start
+    moment = start.astimezone(UTC)
     while moment < end:
         hours.append((f"{moment.astimezone(zone):%H:%M}", scale.place(moment, moment)[0]))
         moment += timedelta(hours=1)

@@ -332,3 +332,53 @@ def test_a_c_arm_downtime_lists_the_hit_cases_with_swaps_and_one_applies(clinic)
     legs = {leg.role: leg for leg in Allocation.objects.filter(booking=first, is_active=True)}
     assert legs["c_arm"].equipment_id == clinic.c_arms[1].pk
     assert first.pk not in [h.booking.pk for h in downtime_impact(Downtime.objects.get(pk=down.pk))]
+
+
+def test_a_start_in_a_room_another_case_is_still_in_is_refused_whatever_the_team(clinic):
+    a = in_procedure(vp_at_nine(clinic))
+    # Fluoro 1 after A's planned room time, with the other physician, tech and C-arm 2.
+    other = ready(esi(clinic, 10, 30, bay=2, patient=2, room=0, c_arm=1))
+    with at(10, 30), pytest.raises(SlotUnavailable) as refused:
+        booking_start_procedure(actor=None, booking=other)
+    assert [(c["role"], c["booking"]) for c in refused.value.conflicts] == [("room", a.pk)]
+
+
+def test_a_start_that_runs_into_downtime_is_refused(clinic):
+    booking = ready(esi(clinic, 10, 30, bay=2, patient=2, room=1, c_arm=1))
+    Downtime.objects.create(
+        equipment=clinic.c_arms[1], starts_at=local(MONDAY, 11, 5), ends_at=local(MONDAY, 12), reason="repair"
+    )
+    with at(10, 45), pytest.raises(SlotUnavailable) as refused:
+        booking_start_procedure(actor=None, booking=booking)
+    assert "C-arm 2" in refused.value.conflicts[0]["message"]
+    assert "is down" in refused.value.conflicts[0]["message"]
+
+
+def test_each_step_is_corrected_only_by_the_roles_that_record_it(clinic):
+    booking = vp_at_nine(clinic)
+    Booking.objects.filter(pk=booking.pk).update(
+        status="in_recovery",
+        checked_in_at=local(MONDAY, 8),
+        ready_at=local(MONDAY, 8, 40),
+        procedure_started_at=local(MONDAY, 9),
+        procedure_ended_at=local(MONDAY, 10),
+        recovery_started_at=local(MONDAY, 10, 20),
+    )
+    scheduler = f.UserFactory(groups=["scheduler"])
+    nurse = f.UserFactory(groups=["nurse"])
+    with at(10, 30):
+        with pytest.raises(NotPermitted):
+            step_time_correct(
+                actor=scheduler, booking=booking, step="recovery_started_at", at=local(MONDAY, 10, 5), reason="x"
+            )
+        step_time_correct(actor=scheduler, booking=booking, step="checked_in_at", at=local(MONDAY, 7, 50), reason="x")
+        step_time_correct(actor=nurse, booking=booking, step="recovery_started_at", at=local(MONDAY, 10, 5), reason="x")
+        with pytest.raises(BookingInvalid) as refused:
+            step_time_correct(
+                actor=nurse,
+                booking=booking,
+                step="checked_in_at",
+                at=local(MONDAY, 7) - dt.timedelta(days=3),
+                reason="x",
+            )
+    assert "before_the_day" in [p.code for p in refused.value.problems]

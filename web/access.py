@@ -37,6 +37,11 @@ def page(roles: frozenset[str] = policy.EVERYONE) -> Callable[[View], View]:
         @wraps(view)
         def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
+                if request.headers.get("HX-Request") == "true":
+                    # A self-refreshing page whose session ended: the whole page goes to sign-in
+                    # (rather than the sign-in form swapped into the board).
+                    target = redirect_to_login(request.headers.get("HX-Current-URL") or request.get_full_path())
+                    return HttpResponse(status=204, headers={"HX-Redirect": target["Location"]})
                 return redirect_to_login(request.get_full_path())
             if not policy.may(request.user, roles):
                 return refused(request)

@@ -252,12 +252,21 @@ class ChecklistForm(forms.Form):
         else:
             del self.fields["pregnancy_status"]
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("consent_signed_at", "last_solids_at", "last_clears_at"):
+            try:
+                data[name] = in_zone(data.get(name), self.zone)
+            except forms.ValidationError as exc:
+                self.add_error(name, exc)
+        return data
+
     def changes(self) -> dict[str, Any]:
         """The answers to record: the times given (a blank time changes nothing), the ticks."""
         data = self.cleaned_data
         out: dict[str, Any] = {}
         for name in ("consent_signed_at", "last_solids_at", "last_clears_at"):
-            value = in_zone(data.get(name), self.zone)
+            value = data.get(name)
             if value is not None:
                 out[name] = value
         out["escort_confirmed"] = bool(data.get("escort_confirmed"))
@@ -271,6 +280,12 @@ class StepTimeForm(forms.Form):
     step = forms.CharField(widget=forms.HiddenInput)
     at = local_datetime_field("Correct time", required=True)
     reason = forms.CharField(max_length=255, label="Reason for the correction")
+
+    def aware(self, zone: ZoneInfo) -> datetime:
+        """The corrected time in the site's zone (checked to lie in the clinic's years)."""
+        value = in_zone(self.cleaned_data["at"], zone)
+        assert value is not None
+        return value
 
 
 class DowntimeForm(forms.Form):
@@ -298,8 +313,12 @@ class DowntimeForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        start = in_zone(data.get("starts_at"), self.zone)
-        end = in_zone(data.get("ends_at"), self.zone)
+        try:
+            start = in_zone(data.get("starts_at"), self.zone)
+            end = in_zone(data.get("ends_at"), self.zone)
+        except forms.ValidationError as exc:
+            self.add_error(None, exc)
+            return data
         if start is not None and end is not None and end <= start:
             self.add_error("ends_at", "The downtime must end after it starts.")
         data["starts_at"], data["ends_at"] = start, end

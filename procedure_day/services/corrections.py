@@ -24,18 +24,20 @@ REASON_MAX = 255
 class Step:
     field: str
     label: str
+    action: str  # the workflow step that records it: whoever may record it may correct it
 
 
 # The steps of the day in the order they happen.
 STEPS = (
-    Step("checked_in_at", "Checked in"),
-    Step("ready_at", "Ready"),
-    Step("procedure_started_at", "Procedure started"),
-    Step("procedure_ended_at", "Procedure ended"),
-    Step("recovery_started_at", "Recovery started"),
-    Step("ready_for_discharge_at", "Ready for discharge"),
-    Step("discharged_at", "Discharged"),
+    Step("checked_in_at", "Checked in", "check_in"),
+    Step("ready_at", "Ready", "ready"),
+    Step("procedure_started_at", "Procedure started", "start_procedure"),
+    Step("procedure_ended_at", "Procedure ended", "end_procedure"),
+    Step("recovery_started_at", "Recovery started", "start_recovery"),
+    Step("ready_for_discharge_at", "Ready for discharge", "ready_for_discharge"),
+    Step("discharged_at", "Discharged", "discharge"),
 )
+STEP_BY_FIELD = {step.field: step for step in STEPS}
 STEP_FIELDS = tuple(step.field for step in STEPS)
 
 
@@ -56,6 +58,15 @@ def _problems(current: Booking, step: str, at: datetime, reason: str, now: datet
     if at > now:
         problems.append(Problem("in_future", "A step cannot be recorded in the future.", field="at"))
     zone = current.site.zone
+    case_day = current.starts_at.astimezone(zone).date()
+    if at.astimezone(zone).date() < case_day:
+        problems.append(
+            Problem(
+                "before_the_day",
+                f"The case is on {case_day.isoformat()}; its steps are recorded from then.",
+                field="at",
+            )
+        )
     index = STEP_FIELDS.index(step)
     for earlier in reversed(STEPS[:index]):
         value = getattr(current, earlier.field)
@@ -94,12 +105,12 @@ def step_time_correct(*, actor: Any, booking: Booking | int, step: str, at: date
     Raises NotPermitted, BookingInvalid (bad step, time or reason), InvalidTransition (a step
     not recorded yet).
     """
-    if actor is not None and not policy.may(actor, policy.STEP_TIME_CORRECTORS):
-        raise NotPermitted("Your role does not record the steps of the procedure day.")
     if step not in STEP_FIELDS:
         raise BookingInvalid(
             [Problem("unknown_step", "Unknown step.", field="step", extra={"allowed": list(STEP_FIELDS)})]
         )
+    if actor is not None and not policy.may(actor, policy.STEP_ROLES[STEP_BY_FIELD[step].action]):
+        raise NotPermitted(f"Your role does not record “{STEP_BY_FIELD[step].label}”, so it cannot correct it.")
     current = locked_booking(booking)
     before = getattr(current, step)
     if before is None:

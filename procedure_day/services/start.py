@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from core.errors import SlotUnavailable
-from scheduling.guard import lock_keys
-from scheduling.legroles import LEG_ROLES
+from rooms.models import Downtime
+from scheduling.guard import is_overlap_violation, lock_keys
+from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking, BookingStatus
 from scheduling.words import local_span, resource_name
+from staff.models import TimeOff
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,36 @@ def _conflict(leg: Allocation, other: Allocation, message: str) -> dict[str, Any
     }
 
 
+def _blocked(moved: list[tuple[Allocation, datetime, datetime]], zone: Any) -> list[dict[str, Any]]:
+    """Downtime of the room or equipment, and time off of the staff, the moved legs run into."""
+    conflicts = []
+    for leg, start, end in moved:
+        if leg.resource_column in ("room", "equipment"):
+            column = f"{leg.resource_column}_id"
+            blocks: list[Any] = list(
+                Downtime.objects.filter(**{column: leg.resource_id}, starts_at__lt=end, ends_at__gt=start)
+            )
+            what = "is down"
+        elif leg.resource_column == "staff":
+            blocks = list(TimeOff.objects.filter(staff_id=leg.resource_id, starts_at__lt=end, ends_at__gt=start))
+            what = "is off"
+        else:
+            continue
+        for block in blocks:
+            name = resource_name(getattr(leg, leg.resource_column))
+            conflicts.append(
+                {
+                    "message": f"Starting now needs {name} {local_span(start, end, zone)}, but it {what} "
+                    f"{local_span(block.starts_at, block.ends_at, zone)}.",
+                    "role": leg.role,
+                    "resource": {"kind": LEG_ROLES[leg.role].kind, "id": leg.resource_id},
+                    "start": block.starts_at.isoformat(),
+                    "end": block.ends_at.isoformat(),
+                }
+            )
+    return conflicts
+
+
 def shift_to_real_start(current: Booking, now: datetime) -> Shift:
     """The case's active legs moved by the whole minutes between its planned start and ``now``,
     checked against every other case's live legs on the same resources, and against cases still
@@ -48,7 +81,8 @@ def shift_to_real_start(current: Booking, now: datetime) -> Shift:
     Raises SlotUnavailable naming each clash; writes nothing then.
     """
     zone = current.site.zone
-    minutes = int((now - current.starts_at).total_seconds() // 60)
+    # Whole minutes toward zero: a start 30 s early or late keeps the plan.
+    minutes = int((now - current.starts_at).total_seconds() / 60)
     shift = timedelta(minutes=minutes)
     legs = list(current.legs.filter(is_active=True).select_related("room", "equipment", "staff", "bay").order_by("id"))
     lock_keys((leg.resource_column, leg.resource_id) for leg in legs)
@@ -72,10 +106,12 @@ def shift_to_real_start(current: Booking, now: datetime) -> Shift:
         for other in others:
             if (other.resource_column, other.resource_id) != (leg.resource_column, leg.resource_id):
                 continue
+            # A case still in procedure keeps its room and team until its end is recorded,
+            # whatever its plan says.
             still_running = (
                 other.booking.status == BookingStatus.IN_PROCEDURE
                 and other.booking.procedure_ended_at is None
-                and LEG_ROLES[other.role].ends_with_procedure
+                and (LEG_ROLES[other.role].ends_with_procedure or other.role == LegRole.ROOM)
                 and other.starts_at <= now
             )
             if still_running and leg.role != "patient":
@@ -96,11 +132,21 @@ def shift_to_real_start(current: Booking, now: datetime) -> Shift:
                         f"holds it {local_span(other.starts_at, other.ends_at, zone)}.",
                     )
                 )
+    conflicts += _blocked(moved, zone)
     if conflicts:
         raise SlotUnavailable(conflicts)
     if minutes:
-        for leg, start, end in moved:
-            Allocation.objects.filter(pk=leg.pk).update(starts_at=start, ends_at=end)
+        try:
+            # A savepoint: a refusal by the database leaves the case's transaction usable.
+            with transaction.atomic():
+                for leg, start, end in moved:
+                    Allocation.objects.filter(pk=leg.pk).update(starts_at=start, ends_at=end)
+        except IntegrityError as exc:
+            if not is_overlap_violation(exc):
+                raise
+            raise SlotUnavailable(
+                [{"message": "Another case took one of this case's resources for the new time; try again."}]
+            ) from exc
         current.starts_at += shift
         current.ends_at += shift
         current.arrival_at += shift

@@ -39,7 +39,8 @@ def board(request: HttpRequest) -> HttpResponse:
         "title": "Day board",
         "wall": request.GET.get("wall") == "1",
         "refresh_seconds": settings.BOARD_REFRESH_SECONDS,
-        "query": _query(site, day),
+        # A wall display left on today follows the clock past midnight; a chosen day stays.
+        "query": _query(site, day if request.GET.get("date") else None),
         "zone": site.zone,
         "now": now,
         "is_today": now.astimezone(site.zone).date() == day,
@@ -48,5 +49,5 @@ def board(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _query(site: Site, day: object) -> str:
-    return f"site={site.pk}&date={day}"
+def _query(site: Site, day: object | None) -> str:
+    return f"site={site.pk}" + (f"&date={day}" if day is not None else "")

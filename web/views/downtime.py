@@ -19,7 +19,7 @@ from rooms.models import Downtime
 from scheduling import policy
 from scheduling.models import Booking
 from scheduling.selectors import booking_rows_visible_to
-from scheduling.services.downtime import downtime_create
+from scheduling.services.downtime import bookings_hit_by, downtime_create
 from scheduling.services.swaps import downtime_impact, parse_choice, swap_apply
 from scheduling.words import local_hhmm
 from web.access import not_found, page
@@ -107,6 +107,9 @@ def downtime_swap(request: HttpRequest, pk: int) -> HttpResponse:
     choice = parse_choice(request.POST.get("swap", ""))
     if booking is None or choice is None:
         messages.error(request, "That swap is no longer on the page; choose again.")
+        return redirect("web:downtime_detail", pk=pk)
+    if not bookings_hit_by(downtime, now=timezone.now()).filter(pk=booking.pk).exists():
+        messages.error(request, f"Case {booking.pk} no longer needs {downtime.room or downtime.equipment} then.")
         return redirect("web:downtime_detail", pk=pk)
     start, pins = choice
     try:

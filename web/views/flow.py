@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -134,13 +135,22 @@ def flow(request: HttpRequest) -> HttpResponse:
         "title": "Patient flow",
         "zone": site.zone if site is not None else None,
         "now": now,
-        "query": f"site={site.pk}&date={day}" if site is not None else f"date={day}",
+        # A page left open on today follows the clock past midnight; a chosen day stays.
+        "query": _query(request, site, day),
+        "site_q": f"site={site.pk}&" if site is not None else "",
         "refresh_seconds": settings.BOARD_REFRESH_SECONDS,
         "step_labels": STEP_LABELS,
         "may_override": policy.may_override(request.user),
     }
     template = "web/_flow.html" if is_fragment(request) else "web/flow.html"
     return render(request, template, context)
+
+
+def _query(request: HttpRequest, site: Any, day: Any) -> str:
+    parts = [f"site={site.pk}"] if site is not None else []
+    if request.GET.get("date"):
+        parts.append(f"date={day}")
+    return "&".join(parts)
 
 
 def _visible(request: HttpRequest, pk: int) -> Booking | None:
@@ -180,7 +190,12 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
     delays = day_delays(booking.site, day, now=now)
     audit_patients(request.user, "flow_case.read", [booking.patient_id], booking=booking.pk)
     steps = [
-        (step, when, StepTimeForm(initial={"step": step.field, "at": when.astimezone(zone).replace(tzinfo=None)}))
+        (
+            step,
+            when,
+            StepTimeForm(initial={"step": step.field, "at": when.astimezone(zone).replace(tzinfo=None)}),
+            policy.may(request.user, policy.STEP_ROLES[step.action]),
+        )
         for step, when in recorded_steps(booking)
     ]
     return {
@@ -203,6 +218,7 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
         "may_override": policy.may_override(request.user),
         "now": now,
         "title": f"Case {booking.pk} on the day",
+        "flow_query": f"site={booking.site_id}&date={day.isoformat()}",
         **extra,
     }
 
@@ -318,8 +334,12 @@ def flow_correct(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.error(request, str(error))
         return _back(request, pk)
     zone = booking.site.zone
-    at = form.cleaned_data["at"]
-    at = (at.replace(tzinfo=None) if timezone.is_aware(at) else at).replace(tzinfo=zone)
+    try:
+        at = form.aware(zone)
+    except ValidationError as exc:
+        for error in exc.messages:
+            messages.error(request, error)
+        return _back(request, pk)
     try:
         step_time_correct(
             actor=request.user,

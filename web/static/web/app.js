@@ -43,3 +43,19 @@
   });
   document.addEventListener("htmx:afterSwap", tick);
 })();
+
+// A self-refreshing part (the board, the flow) waits while someone is filling in a form in it,
+// so a refresh never throws away a half-done answer.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  "use strict";
+  var part = event.detail && event.detail.elt;
+  if (!(part instanceof Element) || !part.hasAttribute("hx-trigger")) {
+    return;
+  }
+  var active = document.activeElement;
+  var typing = active && part.contains(active) && active.matches("input, textarea, select");
+  var ticked = part.querySelector("form input[type=checkbox]:checked");
+  if (typing || ticked) {
+    event.preventDefault();
+  }
+});
