@@ -161,3 +161,32 @@ def test_seed_is_deterministic_per_seed(seeded: str) -> None:
     assert Site.objects.count() == 1
     assert StaffMember.objects.count() == 13
     assert overlapping_active_legs() == []
+
+
+@pytest.mark.django_db
+def test_a_demo_seeded_during_the_day_brings_todays_cases_up_to_the_clock():
+    noon = dt.datetime(2026, 12, 9, 12, 0, tzinfo=ZONE)  # the Wednesday of the demo week
+    with time_machine.travel(noon, tick=False):
+        seed()
+    today = [
+        b
+        for b in Booking.objects.exclude(status=BookingStatus.CANCELLED).select_related("site")
+        if b.starts_at.astimezone(ZONE).date() == noon.date()
+    ]
+    assert today
+    for booking in today:
+        if booking.ends_at + dt.timedelta(minutes=15) <= noon:
+            assert booking.status == BookingStatus.DISCHARGED, booking.pk
+            assert booking.discharged_at is not None
+        elif booking.starts_at > noon:
+            assert booking.status in (BookingStatus.SCHEDULED, BookingStatus.CHECKED_IN), booking.pk
+        else:
+            assert booking.status in (
+                BookingStatus.IN_PROCEDURE,
+                BookingStatus.IN_RECOVERY,
+                BookingStatus.READY_FOR_DISCHARGE,
+            ), booking.pk
+    assert {b.status for b in Booking.objects.exclude(pk__in=[b.pk for b in today])} <= {
+        BookingStatus.SCHEDULED,
+        BookingStatus.CANCELLED,
+    }

@@ -11,7 +11,7 @@ import random
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,9 +27,11 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import BookingInvalid, SlotUnavailable
 from patients.models import Drug, MedicationHold, Patient, Sex
+from procedure_day.models import CaseChecklist
 from rooms.models import Capability, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.availability.search import SearchQuery, availability_search
-from scheduling.models import Allocation, Booking, ProcedureType, Sedation
+from scheduling.legs import room_minutes
+from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType, Sedation
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_cancel, booking_create
 from staff.models import Credential, CredentialKind, Shift, StaffMember, StaffRole
@@ -221,6 +223,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Removed the previous demo data ({removed} bookings).")
             clinic = build_clinic(rng, monday, zone)
             outcome = book_week(rng, clinic, monday)
+            play_today(outcome.bookings, now=timezone.now())
             password = settings.DEMO_PASSWORD or secrets.token_urlsafe(12)
             accounts = create_accounts(clinic, password)
 
@@ -473,6 +476,61 @@ def book_week(rng: random.Random, clinic: Clinic, monday: date) -> Outcome:
         booking_cancel(actor=None, booking=booking, reason="patient_request")
         outcome.cancelled += 1
     return outcome
+
+
+def play_today(bookings: list[Booking], *, now: datetime) -> int:
+    """Bring today's cases up to the clock, so the board and the flow of a demo started during
+    the day look like a day in progress: cases over are discharged, one in its recovery time is
+    in recovery, one in its room time is in procedure, a patient due in the hour is checked in,
+    each with its step times and a completed checklist. Demo data only; returns how many moved."""
+    moved = 0
+    for booking in bookings:
+        booking.refresh_from_db()
+        zone = booking.site.zone
+        if (
+            booking.status != BookingStatus.SCHEDULED
+            or booking.starts_at.astimezone(zone).date() != now.astimezone(zone).date()
+        ):
+            continue
+        procedure = booking.procedure_type
+        procedure_end = booking.starts_at + timedelta(minutes=room_minutes(procedure, booking.levels))
+        recovered = procedure_end + timedelta(minutes=procedure.recovery_minutes)
+        steps: dict[str, Any] = {}
+        if now >= booking.arrival_at:
+            steps.update(checked_in_at=booking.arrival_at + timedelta(minutes=5), status=BookingStatus.CHECKED_IN)
+        if now >= booking.starts_at:
+            steps.update(
+                ready_at=booking.starts_at - timedelta(minutes=10),
+                procedure_started_at=booking.starts_at,
+                status=BookingStatus.IN_PROCEDURE,
+            )
+        if now >= procedure_end:
+            steps.update(
+                procedure_ended_at=procedure_end, recovery_started_at=procedure_end, status=BookingStatus.IN_RECOVERY
+            )
+        if now >= recovered:
+            steps.update(ready_for_discharge_at=recovered, status=BookingStatus.READY_FOR_DISCHARGE)
+        if now >= recovered + timedelta(minutes=15):
+            steps.update(discharged_at=recovered + timedelta(minutes=15), status=BookingStatus.DISCHARGED)
+        if not steps:
+            continue
+        Booking.objects.filter(pk=booking.pk).update(**steps)
+        patient = booking.patient
+        screen = "negative" if patient.may_be_pregnant(booking.starts_at.astimezone(zone).date()) else "not_applicable"
+        CaseChecklist.objects.update_or_create(
+            booking=booking,
+            defaults={
+                "consent_signed_at": min(booking.arrival_at + timedelta(minutes=10), now),
+                "escort_confirmed": True,
+                "allergies_reviewed": True,
+                "last_solids_at": booking.starts_at - timedelta(hours=10),
+                "last_clears_at": booking.starts_at - timedelta(hours=3),
+                "pregnancy_status": screen,
+                **({"escort_present_at": steps["discharged_at"]} if "discharged_at" in steps else {}),
+            },
+        )
+        moved += 1
+    return moved
 
 
 def next_patient(queue: list[Patient], booked: set[int]) -> Patient:
