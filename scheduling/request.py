@@ -4,15 +4,15 @@ faces) describes a case with this one value."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from patients.models import Patient
-from scheduling.legroles import LEG_ROLES, PIN_FIELDS
+from scheduling.legroles import LEG_ROLES, PIN_FIELDS, LegRole
 from scheduling.legs import LegSpec, plan_legs, resolve_sedation
-from scheduling.models import ProcedureType
+from scheduling.models import Allocation, Booking, ProcedureType
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,24 @@ def pins_of(resources: Mapping[str, Any]) -> dict[str, int]:
             continue
         out[name] = int(getattr(value, "pk", value))
     return out
+
+
+def held_pins(legs: Iterable[Allocation]) -> dict[str, int]:
+    """The resources a case's active legs hold, as request pins."""
+    return {
+        pin: leg.resource_id
+        for leg in legs
+        if leg.is_active and leg.role != LegRole.PATIENT and (pin := LEG_ROLES[leg.role].pin) is not None
+    }
+
+
+def request_of(booking: Booking, pins: Mapping[str, int]) -> CaseRequest:
+    """The booked case as a request at its own site, with these pins."""
+    return CaseRequest(
+        procedure_type=booking.procedure_type,
+        levels=booking.levels,
+        sedation=booking.sedation,
+        patient=booking.patient,
+        site_id=booking.site_id,
+        pins=pins,
+    )

@@ -29,7 +29,7 @@ from scheduling.holdrule import HoldRow
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
 from scheduling.order import CaseOrder, level_count
-from scheduling.request import CaseRequest
+from scheduling.request import CaseRequest, held_pins, request_of
 from scheduling.rules import rulebook_for
 from scheduling.rules.inputs import ResourceRow, SiteRow
 from scheduling.rules.rulebook import CLASH_CODES, Decision, Refusal, Rulebook, to_min, window_bounds
@@ -498,19 +498,7 @@ def booking_recheck(*, booking: Booking, now: datetime) -> list[Problem]:
     confirmed: downtime or a hold of the patient's may have been recorded meanwhile). Runs in
     the caller's transaction, under the booking guard's locks."""
     legs = list(booking.legs.filter(is_active=True))
-    pins = {
-        pin: leg.resource_id
-        for leg in legs
-        if leg.role != LegRole.PATIENT and (pin := LEG_ROLES[leg.role].pin) is not None
-    }
-    request = CaseRequest(
-        procedure_type=booking.procedure_type,
-        levels=booking.levels,
-        sedation=booking.sedation,
-        patient=booking.patient,
-        site_id=booking.site_id,
-        pins=pins,
-    )
+    request = request_of(booking, held_pins(legs))
     lo, hi = window_bounds(request.legs, to_min(booking.starts_at))
     rulebook = rulebook_for(request, lo=lo, hi=hi, now=now, hold_override=booking.anticoagulant_override_at is not None)
     rulebook.read_window(lock=True, exclude_booking_id=booking.pk)

@@ -15,7 +15,7 @@ from rooms.models import Downtime
 from scheduling.availability.search import SearchQuery, Slot, availability_search
 from scheduling.legroles import LEG_ROLES, PIN_FIELDS, LegRole
 from scheduling.models import Booking
-from scheduling.request import CaseRequest
+from scheduling.request import held_pins, request_of
 from scheduling.services.bookings import booking_reschedule
 from scheduling.services.downtime import bookings_hit_by
 from scheduling.words import local_hhmm
@@ -51,15 +51,8 @@ class HitCase:
 
 
 def current_pins(booking: Booking) -> dict[str, int]:
-    """The resources the case holds, as request pins."""
-    pins = {}
-    for leg in booking.legs.all():
-        if not leg.is_active or leg.role == LegRole.PATIENT:
-            continue
-        pin = LEG_ROLES[leg.role].pin
-        if pin is not None:
-            pins[pin] = leg.resource_id
-    return pins
+    """The resources the case holds, as request pins (``legs`` prefetched)."""
+    return held_pins(booking.legs.all())
 
 
 def _slot_pins(slot: Slot) -> dict[str, int]:
@@ -81,14 +74,7 @@ def _down_roles(downtime: Downtime, booking: Booking) -> set[str]:
 def _search(booking: Booking, pins: dict[str, int], *, not_before: datetime, count: int, now: datetime) -> list[Slot]:
     zone = booking.site.zone
     day = booking.starts_at.astimezone(zone).date()
-    request = CaseRequest(
-        procedure_type=booking.procedure_type,
-        levels=booking.levels,
-        sedation=booking.sedation,
-        patient=booking.patient,
-        site_id=booking.site_id,
-        pins=pins,
-    )
+    request = request_of(booking, pins)
     try:
         return availability_search(
             SearchQuery(

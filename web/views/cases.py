@@ -20,7 +20,7 @@ from scheduling import policy
 from scheduling.availability.search import SearchQuery, availability_search
 from scheduling.legroles import LEG_ROLES, PIN_FIELDS, LegRole
 from scheduling.models import Booking, BookingStatus
-from scheduling.request import CaseRequest
+from scheduling.request import CaseRequest, request_of
 from scheduling.selectors import alternatives_after, booking_rows_visible_to, bookings_visible_to, leg_views
 from scheduling.services.bookings import CANCELLABLE, RESCHEDULABLE, booking_cancel, booking_reschedule, hold_confirm
 from web.access import not_found, page
@@ -37,15 +37,7 @@ def _case(request: HttpRequest, pk: int) -> Booking | None:
 
 def _request_of(booking: Booking) -> CaseRequest:
     physician = next((leg for leg in leg_views(booking) if leg.role == "physician"), None)
-    pins = {"physician": physician.resource_id} if physician is not None else {}
-    return CaseRequest(
-        procedure_type=booking.procedure_type,
-        levels=booking.levels,
-        sedation=booking.sedation,
-        patient=booking.patient,
-        site_id=booking.site_id,
-        pins=pins,
-    )
+    return request_of(booking, {"physician": physician.resource_id} if physician is not None else {})
 
 
 def _context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -137,7 +138,7 @@ def flow(request: HttpRequest) -> HttpResponse:
         "now": now,
         # A page left open on today follows the clock past midnight; a chosen day stays.
         "query": _query(request, site, day),
-        "site_q": f"site={site.pk}&" if site is not None else "",
+        "day_links": [("Day board", f"{reverse('web:board')}?{_query(request, site, day)}")],
         "refresh_seconds": settings.BOARD_REFRESH_SECONDS,
         "step_labels": STEP_LABELS,
         "may_override": policy.may_override(request.user),
