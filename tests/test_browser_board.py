@@ -7,6 +7,7 @@ are screenshotted and scanned with axe-core."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import re
@@ -28,7 +29,7 @@ from scheduling.catalogue import install_default_catalogue
 from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType
 from scheduling.selectors import site_day_schedule
 from tests import factories as f
-from tests.browser import SIZES, chromium, require_browser
+from tests.browser import SCREENSHOT_DIR, SIZES, chromium, require_browser
 from tests.conftest import MONDAY, build_clinic, local
 from tests.test_browser_pages import PASSWORD, checked, click_and_load, sign_in, wait_css, wait_text
 from tests.test_late import esi, vp_at_nine
@@ -120,6 +121,15 @@ def test_the_demo_days_board_draws_every_leg_in_its_row_at_its_time(live_server)
                 expected = (leg.starts_at - first_hour).total_seconds() / span * lane.rect["width"]
                 assert abs((bar.rect["x"] - lane.rect["x"]) - expected) <= 2, (row, expected)
             checked(driver, "board-demo-desktop", problems)
+            # On paper: one landscape page for the demo day, in colour.
+            printed = base64.b64decode(
+                driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})["data"]
+            )
+            (SCREENSHOT_DIR / "board-print.pdf").write_bytes(printed)
+            assert len(re.findall(rb"/Type\s*/Page(?!s)", printed)) == 1
+            box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", printed)
+            assert box is not None
+            assert float(box.group(1)) > float(box.group(2))
             # A bar opens its case.
             opened = driver.find_element(By.CSS_SELECTOR, "#board a.bar")
             case_id = opened.get_attribute("data-booking")

@@ -90,3 +90,22 @@ def item_words(status: str) -> str:
 @register.filter
 def action_words(action: str) -> str:
     return ACTION_WORDS.get(action, action.replace("_", " ").replace(".", ": "))
+
+
+# The checklist's codes as a list reads them ("Missing: consent, INR, allergy review").
+CHECK_WORDS = {
+    "consent": "consent",
+    "escort": "escort",
+    "holds": "blood-thinner hold",
+    "inr": "INR",
+    "platelets": "platelets",
+    "imaging": "imaging",
+    "fasting": "fasting",
+    "pregnancy": "pregnancy screen",
+    "allergies": "allergy review",
+}
+
+
+@register.filter
+def check_words(codes: Any) -> str:
+    return ", ".join(CHECK_WORDS.get(str(code), str(code)) for code in codes or ())
