@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from patients.models import Patient
-from rooms.models import Site
+from rooms.models import Downtime, Site
 from scheduling import policy
 from scheduling.availability.search import SearchQuery, Slot, availability_search
 from scheduling.legroles import LEG_ROLES, LegRole
-from scheduling.models import Allocation, Booking
+from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
 from scheduling.request import CaseRequest
 
 
@@ -144,6 +144,26 @@ def site_day_schedule(site: Site, day: date) -> list[ScheduleLeg]:
         view = LegView(leg.role, info.kind, leg.resource_id, str(getattr(leg, info.column)), leg.starts_at, leg.ends_at)
         out.append(ScheduleLeg(leg.booking_id, leg.booking.procedure_type.code, leg.booking.status, view))
     return out
+
+
+def bookings_hit_by(downtime: Downtime, *, now: datetime) -> QuerySet[Booking]:
+    """Active cases with a live leg on the downtime's room or equipment overlapping it.
+
+    Legs of an expired hold do not count: the hold no longer blocks anything.
+    """
+    target = Q(room_id=downtime.room_id) if downtime.room_id is not None else Q(equipment_id=downtime.equipment_id)
+    legs = Allocation.objects.filter(
+        target,
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        is_active=True,
+        starts_at__lt=downtime.ends_at,
+        ends_at__gt=downtime.starts_at,
+    )
+    return (
+        Booking.objects.filter(pk__in=legs.values("booking_id"), status__in=ACTIVE_STATUSES)
+        .select_related("site")
+        .order_by("starts_at", "pk")
+    )
 
 
 def alternatives_after(request: CaseRequest, start: datetime, *, count: int = 3) -> list[Slot]:

@@ -319,6 +319,8 @@ def test_a_c_arm_downtime_lists_the_hit_cases_with_swaps_and_one_applies(clinic)
     alerts = list(Alert.objects.filter(kind="downtime_impact").order_by("booking_id"))
     assert [a.booking_id for a in alerts] == [first.pk, other.pk]
     assert "09:00 with Dr. Ana Reyes" in alerts[0].message
+    # The alert says what is free instead, not only which booking needs the C-arm.
+    assert "First swap found: C-arm 2 instead, at 09:00." in alerts[0].message
     assert "13:00 with Dr. Ben Okafor" in alerts[1].message
     hit = downtime_impact(down)
     assert [h.booking.pk for h in hit] == [first.pk, other.pk]

@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.services import record_create, record_delete, record_update
@@ -20,28 +19,10 @@ from outbox.services import alert_raise, enqueue_notification
 from rooms.models import Downtime
 from scheduling.kinds import SchedulingMessage
 from scheduling.legroles import LegRole
-from scheduling.models import ACTIVE_STATUSES, Allocation, Booking
+from scheduling.models import Allocation
+from scheduling.selectors import bookings_hit_by
+from scheduling.services.swaps import swaps_for
 from scheduling.words import local_span
-
-
-def bookings_hit_by(downtime: Downtime, *, now: datetime) -> QuerySet[Booking]:
-    """Active cases with a live leg on the downtime's room or equipment overlapping it.
-
-    Legs of an expired hold do not count: the hold no longer blocks anything.
-    """
-    target = Q(room_id=downtime.room_id) if downtime.room_id is not None else Q(equipment_id=downtime.equipment_id)
-    legs = Allocation.objects.filter(
-        target,
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-        is_active=True,
-        starts_at__lt=downtime.ends_at,
-        ends_at__gt=downtime.starts_at,
-    )
-    return (
-        Booking.objects.filter(pk__in=legs.values("booking_id"), status__in=ACTIVE_STATUSES)
-        .select_related("site")
-        .order_by("starts_at", "pk")
-    )
 
 
 def downtime_span(downtime: Downtime, zone: ZoneInfo) -> str:
@@ -68,6 +49,8 @@ def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
         if Notification.objects.filter(dedupe_key=key).exists():
             continue
         zone = booking.site.zone
+        swaps = swaps_for(booking, downtime, now=now)
+        found = f"First swap found: {swaps[0].title}." if swaps else "No swap found the same day."
         alert_raise(
             site=booking.site,
             booking=booking,
@@ -76,7 +59,7 @@ def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
                 f"{target} is down {downtime_span(downtime, zone)} ({downtime.get_reason_display().lower()}); "
                 f"booking {booking.pk} at {booking.starts_at.astimezone(zone):%Y-%m-%d %H:%M}"
                 f"{' with ' + physicians[booking.pk] if booking.pk in physicians else ''} needs it. "
-                "The downtime page lists the swaps."
+                f"{found} The downtime page lists every swap."
             ),
         )
         enqueue_notification(

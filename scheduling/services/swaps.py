@@ -16,8 +16,8 @@ from scheduling.availability.search import SearchQuery, Slot, availability_searc
 from scheduling.legroles import LEG_ROLES, PIN_FIELDS, LegRole
 from scheduling.models import Booking
 from scheduling.request import held_pins, request_of
+from scheduling.selectors import bookings_hit_by
 from scheduling.services.bookings import booking_reschedule
-from scheduling.services.downtime import bookings_hit_by
 from scheduling.words import local_hhmm
 
 SWAP_KINDS = {

@@ -18,8 +18,8 @@ from core.errors import BookingInvalid, SchedulingError, SlotUnavailable
 from rooms.models import Downtime
 from scheduling import policy
 from scheduling.models import Booking
-from scheduling.selectors import booking_rows_visible_to
-from scheduling.services.downtime import bookings_hit_by, downtime_create
+from scheduling.selectors import booking_rows_visible_to, bookings_hit_by
+from scheduling.services.downtime import downtime_create
 from scheduling.services.swaps import downtime_impact, parse_choice, swap_apply
 from scheduling.words import local_hhmm
 from web.access import not_found, page
