@@ -289,12 +289,19 @@ def _fasting(
     )
 
 
+def pregnancy_screen_applies(booking: Booking) -> bool:
+    """The procedure puts the pelvis or spine in the beam and the patient may be pregnant on
+    the case's day."""
+    if not booking.procedure_type.requires_pregnancy_screen:
+        return False
+    return booking.patient.may_be_pregnant(booking.starts_at.astimezone(ZoneInfo(booking.site.timezone)).date())
+
+
 def _pregnancy(booking: Booking, checklist: CaseChecklist) -> ChecklistItem:
     label = "Pregnancy screen"
     if not booking.procedure_type.requires_pregnancy_screen:
         return ChecklistItem("pregnancy", label, NOT_REQUIRED, "The pelvis and spine are not in the beam.")
-    case_day = booking.starts_at.astimezone(ZoneInfo(booking.site.timezone)).date()
-    if not booking.patient.may_be_pregnant(case_day):
+    if not pregnancy_screen_applies(booking):
         return ChecklistItem("pregnancy", label, NOT_REQUIRED, "Pregnancy is not possible for this patient.")
     status = checklist.pregnancy_status
     if status in PREGNANCY_OK:

@@ -49,13 +49,15 @@ def daily_list_for_physician(user: Any, physician: StaffMember, day: date) -> Da
     return DailyList(physician, day, _daily_cases(cases_of_physician(user, physician, day)))
 
 
+def daily_case(booking: Booking, inputs: ReadinessInputs, *, now: datetime) -> DailyCase:
+    """One case with its legs and readiness, from inputs already loaded."""
+    return DailyCase(booking, legs_by_role(booking), summarize(booking, inputs, now=now), inputs)
+
+
 def _daily_cases(bookings: list[Booking]) -> list[DailyCase]:
     now = timezone.now()
     inputs = load_readiness_many(bookings)
-    return [
-        DailyCase(booking, legs_by_role(booking), summarize(booking, inputs[booking.pk], now=now), inputs[booking.pk])
-        for booking in bookings
-    ]
+    return [daily_case(booking, inputs[booking.pk], now=now) for booking in bookings]
 
 
 def cases_of_day(user: Any, site: Site, day: date) -> list[DailyCase]:

@@ -13,6 +13,7 @@ from scheduling.models import Allocation, Booking
 from staff.models import TimeOff
 from tests.api_helpers import client_for, persona_users, post
 from tests.conftest import MONDAY, local
+from tests.test_day_board import in_recovery
 from tests.test_late import esi, vp_at_nine
 
 pytestmark = pytest.mark.django_db
@@ -45,14 +46,7 @@ def test_the_site_day_names_downtime_time_off_and_projected_delays(clinic):
 def test_a_step_time_is_corrected_through_the_api_with_a_reason(clinic):
     users = persona_users(clinic)
     booking = vp_at_nine(clinic)
-    Booking.objects.filter(pk=booking.pk).update(
-        status="in_recovery",
-        checked_in_at=local(MONDAY, 8),
-        ready_at=local(MONDAY, 8, 40),
-        procedure_started_at=local(MONDAY, 9),
-        procedure_ended_at=local(MONDAY, 10),
-        recovery_started_at=local(MONDAY, 10, 20),
-    )
+    in_recovery(booking)
     url = f"/api/v1/bookings/{booking.pk}/correct-time/"
     data = {"step": "recovery_started_at", "at": "2027-01-11T10:05:00-06:00", "reason": "Pressed late"}
     with time_machine.travel(local(MONDAY, 10, 30), tick=False):

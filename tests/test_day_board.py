@@ -59,6 +59,19 @@ def in_procedure(booking: Booking, hour: int = 9, minute: int = 0) -> Booking:
     return booking
 
 
+def in_recovery(booking: Booking, *, checked_in_minute: int = 0) -> None:
+    """Checked in at 08:00 (or a few minutes after), ready 08:40, procedure 09:00-10:00, in
+    recovery since 10:20."""
+    Booking.objects.filter(pk=booking.pk).update(
+        status="in_recovery",
+        checked_in_at=local(MONDAY, 8, checked_in_minute),
+        ready_at=local(MONDAY, 8, 40),
+        procedure_started_at=local(MONDAY, 9),
+        procedure_ended_at=local(MONDAY, 10),
+        recovery_started_at=local(MONDAY, 10, 20),
+    )
+
+
 def ready(booking: Booking) -> Booking:
     """Past the gate by an override, so starting checks only the legs."""
     CaseChecklist.objects.create(booking=booking, override_at=local(MONDAY, 7), override_reason="test")
@@ -170,14 +183,7 @@ def test_a_start_that_fits_moves_the_legs_to_the_real_time(clinic):
 def test_a_corrected_step_time_is_audited_with_both_times_and_the_reason(clinic):
     nurse = f.UserFactory(username="nurse-fix", groups=["nurse"])
     booking = vp_at_nine(clinic)
-    Booking.objects.filter(pk=booking.pk).update(
-        status="in_recovery",
-        checked_in_at=local(MONDAY, 8, 5),
-        ready_at=local(MONDAY, 8, 40),
-        procedure_started_at=local(MONDAY, 9),
-        procedure_ended_at=local(MONDAY, 10),
-        recovery_started_at=local(MONDAY, 10, 20),
-    )
+    in_recovery(booking, checked_in_minute=5)
     with at(10, 30):
         step_time_correct(
             actor=nurse,
@@ -212,14 +218,7 @@ def test_a_correction_out_of_order_in_the_future_or_without_a_reason_is_refused(
     clinic, step, hour, minute, reason, code
 ):
     booking = vp_at_nine(clinic)
-    Booking.objects.filter(pk=booking.pk).update(
-        status="in_recovery",
-        checked_in_at=local(MONDAY, 8, 5),
-        ready_at=local(MONDAY, 8, 40),
-        procedure_started_at=local(MONDAY, 9),
-        procedure_ended_at=local(MONDAY, 10),
-        recovery_started_at=local(MONDAY, 10, 20),
-    )
+    in_recovery(booking, checked_in_minute=5)
     with at(10, 30), pytest.raises(BookingInvalid) as refused:
         step_time_correct(actor=None, booking=booking, step=step, at=local(MONDAY, hour, minute), reason=reason)
     assert code in [p.code for p in refused.value.problems]
@@ -358,14 +357,7 @@ def test_a_start_that_runs_into_downtime_is_refused(clinic):
 
 def test_each_step_is_corrected_only_by_the_roles_that_record_it(clinic):
     booking = vp_at_nine(clinic)
-    Booking.objects.filter(pk=booking.pk).update(
-        status="in_recovery",
-        checked_in_at=local(MONDAY, 8),
-        ready_at=local(MONDAY, 8, 40),
-        procedure_started_at=local(MONDAY, 9),
-        procedure_ended_at=local(MONDAY, 10),
-        recovery_started_at=local(MONDAY, 10, 20),
-    )
+    in_recovery(booking)
     scheduler = f.UserFactory(groups=["scheduler"])
     nurse = f.UserFactory(groups=["nurse"])
     with at(10, 30):

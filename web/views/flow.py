@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,9 +22,15 @@ from core.audit import audit_patients
 from core.errors import BookingInvalid, SchedulingError, SlotUnavailable
 from procedure_day.board import day_delays
 from procedure_day.projection import Delay
-from procedure_day.readiness import DUE_ON_DAY, escort_required, evaluate_with, load_readiness, summarize
+from procedure_day.readiness import (
+    DUE_ON_DAY,
+    escort_required,
+    evaluate_with,
+    load_readiness,
+    pregnancy_screen_applies,
+)
 from procedure_day.recovery import RecoveryClock, recovery_clock
-from procedure_day.selectors import DailyCase, cases_of_day
+from procedure_day.selectors import DailyCase, cases_of_day, daily_case
 from procedure_day.services.checklist import checklist_update
 from procedure_day.services.corrections import recorded_steps, step_time_correct
 from procedure_day.services.late import EndProcedureResult, booking_end_procedure
@@ -40,7 +45,7 @@ from procedure_day.services.transitions import (
 )
 from scheduling import policy
 from scheduling.models import Booking, BookingStatus
-from scheduling.selectors import bookings_visible_to, legs_by_role
+from scheduling.selectors import bookings_visible_to
 from scheduling.words import local_hhmm
 from web.access import not_found, page
 from web.context import current_site
@@ -173,9 +178,7 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
     inputs = load_readiness(booking)
     items = evaluate_with(booking, inputs, now=now)
     checklist = inputs.checklist
-    pregnancy = booking.procedure_type.requires_pregnancy_screen and booking.patient.may_be_pregnant(
-        booking.starts_at.astimezone(zone).date()
-    )
+    pregnancy = pregnancy_screen_applies(booking)
     initial: dict[str, Any] = {}
     if checklist is not None:
         for name in ("consent_signed_at", "last_solids_at", "last_clears_at"):
@@ -212,7 +215,7 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
         or ChecklistForm(initial=initial, zone=zone, pregnancy=pregnancy),
         "may_record": policy.may(request.user, policy.STEP_ROLES["checklist"])
         and booking.status in (S.SCHEDULED, S.CHECKED_IN, S.READY),
-        "card": _card(request.user, _daily(booking, inputs, now), delays),
+        "card": _card(request.user, daily_case(booking, inputs, now=now), delays),
         "steps": steps,
         "may_correct": policy.may(request.user, policy.STEP_TIME_CORRECTORS),
         "step_labels": STEP_LABELS,
@@ -222,10 +225,6 @@ def _case_context(request: HttpRequest, booking: Booking, **extra: Any) -> dict[
         "flow_query": f"site={booking.site_id}&date={day.isoformat()}",
         **extra,
     }
-
-
-def _daily(booking: Booking, inputs: Any, now: datetime) -> DailyCase:
-    return DailyCase(booking, legs_by_role(booking), summarize(booking, inputs, now=now), inputs)
 
 
 def _back(request: HttpRequest, pk: int) -> HttpResponse:
@@ -305,11 +304,7 @@ def flow_checklist(request: HttpRequest, pk: int) -> HttpResponse:
     if not policy.may(request.user, policy.STEP_ROLES["checklist"]):
         messages.error(request, "Your role does not record the checklist.")
         return _back(request, pk)
-    zone = booking.site.zone
-    pregnancy = booking.procedure_type.requires_pregnancy_screen and booking.patient.may_be_pregnant(
-        booking.starts_at.astimezone(zone).date()
-    )
-    form = ChecklistForm(request.POST, zone=zone, pregnancy=pregnancy)
+    form = ChecklistForm(request.POST, zone=booking.site.zone, pregnancy=pregnancy_screen_applies(booking))
     if not form.is_valid():
         return render(request, "web/flow_case.html", _case_context(request, booking, checklist_form=form), status=422)
     try:
