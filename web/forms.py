@@ -58,7 +58,11 @@ class PatientForm(forms.ModelForm):
         ]
         widgets = {"date_of_birth": DateInput()}
         labels = {"escort_name": "Escort (responsible adult)", "pregnancy_possible": "Pregnancy screen"}
-        help_texts = {"allergies": "Contrast, latex, cement or drug allergies; leave empty if none known."}
+        help_texts = {
+            "pregnancy_possible": "Whether the pregnancy screen applies; “From sex and age” decides from the "
+            "patient's sex and age.",
+            "allergies": "Contrast, latex, cement or drug allergies; leave empty if none known.",
+        }
 
     def validate_unique(self) -> None:
         # The registration service reports a same-MRN patient with the match.
