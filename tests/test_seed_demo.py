@@ -130,7 +130,7 @@ def test_seed_creates_role_accounts(seeded: str) -> None:
 
 
 def test_seed_output_shows_login_but_no_patient_names(seeded: str) -> None:
-    assert "http://127.0.0.1:8123/admin/" in seeded
+    assert "Sign in at http://127.0.0.1:8123/  (configuration at /admin/)" in seeded
     assert "demo-pass-for-tests" in seeded
     for name in ROLES:
         assert name in seeded

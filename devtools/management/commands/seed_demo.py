@@ -251,7 +251,7 @@ class Command(BaseCommand):
         port = os.environ.get("PORT", "8000")
         out("")
         out("=" * 60)
-        out(f"  Log in at  http://127.0.0.1:{port}/admin/")
+        out(f"  Sign in at http://127.0.0.1:{port}/  (configuration at /admin/)")
         out(f"  Users      {', '.join(accounts)}")
         out(f"  Password   {password}")
         out("=" * 60)
