@@ -376,3 +376,24 @@ def test_each_step_is_corrected_only_by_the_roles_that_record_it(clinic):
                 reason="x",
             )
     assert "before_the_day" in [p.code for p in refused.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("status", "ended", "steps"),
+    [
+        ("scheduled", False, ["check_in", "no_show"]),
+        ("checked_in", False, ["ready", "no_show"]),
+        ("ready", False, ["start_procedure"]),
+        ("in_procedure", False, ["end_procedure"]),
+        ("in_procedure", True, ["start_recovery"]),
+        ("in_recovery", True, ["ready_for_discharge"]),
+        ("ready_for_discharge", True, ["discharge"]),
+        ("discharged", True, []),
+        ("cancelled", False, []),
+    ],
+)
+def test_the_next_steps_follow_the_statuses_each_step_starts_from(status, ended, steps):
+    from procedure_day.services.common import next_steps
+
+    booking = Booking(status=status, procedure_ended_at=local(MONDAY, 10) if ended else None)
+    assert next_steps(booking) == steps

@@ -23,6 +23,27 @@ DISCHARGE_FROM = frozenset({S.READY_FOR_DISCHARGE})
 NO_SHOW_FROM = frozenset({S.SCHEDULED, S.CHECKED_IN})
 # Staff record the checklist while the case is open; a closed case's record is history.
 CHECKLIST_OPEN = ACTIVE_STATUSES
+# Each step of the day and the statuses it starts from, in the order a case meets them.
+STEPS_FROM: dict[str, frozenset[str]] = {
+    "check_in": CHECK_IN_FROM,
+    "ready": READY_FROM,
+    "start_procedure": START_PROCEDURE_FROM,
+    "end_procedure": END_PROCEDURE_FROM,
+    "start_recovery": START_RECOVERY_FROM,
+    "ready_for_discharge": READY_FOR_DISCHARGE_FROM,
+    "discharge": DISCHARGE_FROM,
+    "no_show": NO_SHOW_FROM,
+}
+
+
+def next_steps(booking: Booking) -> list[str]:
+    """The steps a case's status allows next; in procedure, the end until it is recorded, then
+    the start of recovery. The services still decide whether each may run now."""
+    steps = [step for step, allowed in STEPS_FROM.items() if booking.status in allowed]
+    if "end_procedure" in steps:
+        ended = booking.procedure_ended_at is not None
+        steps.remove("end_procedure" if ended else "start_recovery")
+    return steps
 
 
 def max_length_of(model: type[models.Model], name: str) -> int:

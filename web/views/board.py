@@ -39,8 +39,7 @@ def board(request: HttpRequest) -> HttpResponse:
         "title": "Day board",
         "wall": request.GET.get("wall") == "1",
         "refresh_seconds": settings.BOARD_REFRESH_SECONDS,
-        # A wall display left on today follows the clock past midnight; a chosen day stays.
-        "query": _query(site, day if request.GET.get("date") else None),
+        "query": day_query(request, site, day),
         "zone": site.zone,
         "now": now,
         "is_today": now.astimezone(site.zone).date() == day,
@@ -49,5 +48,10 @@ def board(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _query(site: Site, day: object | None) -> str:
-    return f"site={site.pk}" + (f"&date={day}" if day is not None else "")
+def day_query(request: HttpRequest, site: Site | None, day: object) -> str:
+    """The query a refreshing page asks again with: its site, and its day when one was chosen
+    (a page left open on today follows the clock past midnight)."""
+    parts = [f"site={site.pk}"] if site is not None else []
+    if request.GET.get("date"):
+        parts.append(f"date={day}")
+    return "&".join(parts)

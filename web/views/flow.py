@@ -32,6 +32,7 @@ from procedure_day.readiness import (
 from procedure_day.recovery import RecoveryClock, recovery_clock
 from procedure_day.selectors import DailyCase, cases_of_day, daily_case
 from procedure_day.services.checklist import checklist_update
+from procedure_day.services.common import next_steps
 from procedure_day.services.corrections import recorded_steps, step_time_correct
 from procedure_day.services.late import EndProcedureResult, booking_end_procedure
 from procedure_day.services.transitions import (
@@ -50,7 +51,7 @@ from scheduling.words import local_hhmm
 from web.access import not_found, page
 from web.context import current_site
 from web.forms import ChecklistForm, StepTimeForm
-from web.views.board import is_fragment
+from web.views.board import day_query, is_fragment
 from web.views.day import _day, _nav
 
 S = BookingStatus
@@ -75,24 +76,6 @@ STEP_LABELS = {
     "discharge": "Discharge",
     "no_show": "No-show",
 }
-
-
-def next_steps(booking: Booking) -> list[str]:
-    """The workflow's next steps from the case's state (the services decide if they may run)."""
-    status = booking.status
-    if status == S.SCHEDULED:
-        return ["check_in", "no_show"]
-    if status == S.CHECKED_IN:
-        return ["ready", "no_show"]
-    if status == S.READY:
-        return ["start_procedure"]
-    if status == S.IN_PROCEDURE:
-        return ["start_recovery"] if booking.procedure_ended_at is not None else ["end_procedure"]
-    if status == S.IN_RECOVERY:
-        return ["ready_for_discharge"]
-    if status == S.READY_FOR_DISCHARGE:
-        return ["discharge"]
-    return []
 
 
 def recovery_of(booking: Booking) -> RecoveryClock | None:
@@ -141,22 +124,14 @@ def flow(request: HttpRequest) -> HttpResponse:
         "title": "Patient flow",
         "zone": site.zone if site is not None else None,
         "now": now,
-        # A page left open on today follows the clock past midnight; a chosen day stays.
-        "query": _query(request, site, day),
-        "day_links": [("Day board", f"{reverse('web:board')}?{_query(request, site, day)}")],
+        "query": day_query(request, site, day),
+        "day_links": [("Day board", f"{reverse('web:board')}?{day_query(request, site, day)}")],
         "refresh_seconds": settings.BOARD_REFRESH_SECONDS,
         "step_labels": STEP_LABELS,
         "may_override": policy.may_override(request.user),
     }
     template = "web/_flow.html" if is_fragment(request) else "web/flow.html"
     return render(request, template, context)
-
-
-def _query(request: HttpRequest, site: Any, day: Any) -> str:
-    parts = [f"site={site.pk}"] if site is not None else []
-    if request.GET.get("date"):
-        parts.append(f"date={day}")
-    return "&".join(parts)
 
 
 def _visible(request: HttpRequest, pk: int) -> Booking | None:
