@@ -14,6 +14,8 @@ from rest_framework.request import Request
 
 from api.models import ApiToken, hash_token
 from core import logs
+from core.clients import authenticate_key, is_api_key
+from core.models import ApiKey
 from core.roles import ALL_ROLES, remember_roles
 
 
@@ -42,9 +44,12 @@ def issue_token(user: Any) -> tuple[str, ApiToken]:
 
 
 class BearerAuthentication(authentication.BaseAuthentication):
+    """A staff member's token (``POST /api/v1/auth/token/``) or a service account's API key
+    (``sk_…``), both as ``Authorization: Bearer <value>``."""
+
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken | ApiKey] | None:
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
@@ -54,6 +59,12 @@ class BearerAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("The token has characters a token never has.") from exc
+        if is_api_key(raw):
+            client = authenticate_key(raw, method=request.method or "", path=request.path)
+            if client is None:
+                raise exceptions.AuthenticationFailed("The API key is not valid or has been revoked.")
+            logs.user_id.set(str(client[0].pk))
+            return client
         token = (
             ApiToken.objects.select_related("user")
             .annotate(role_names=role_names_of_user())

@@ -7,7 +7,19 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from core.roles import has_any_role
+from core.roles import BOOK, SCHEDULE_READ, has_any_role, scope_allows
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def scope_needed(request: Request, view: Any) -> str:
+    """The key scope a request needs: the view's ``scopes`` for its action, else reading the
+    schedule for a read and booking for a write."""
+    action = getattr(view, "action", None) or (request.method or "").lower()
+    named: str | None = getattr(view, "scopes", {}).get(action)
+    if named is not None:
+        return named
+    return SCHEDULE_READ if request.method in SAFE_METHODS else BOOK
 
 
 class RolePermission(BasePermission):
@@ -24,4 +36,9 @@ class RolePermission(BasePermission):
             return False
         action = getattr(view, "action", None) or (request.method or "").lower()
         allowed = getattr(view, "roles", {}).get(action, set())
-        return has_any_role(request.user, allowed)
+        if not has_any_role(request.user, allowed):
+            return False
+        if not scope_allows(request.user, scope_needed(request, view)):
+            self.message = f"The API key does not have the scope {scope_needed(request, view)!r}."
+            return False
+        return True

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from api import auth_views
-from api.views import availability, bookings, daily_list, health, patients, reference, workflow
+from api.views import availability, bookings, clients, daily_list, health, patients, reference, workflow
 
 
 class Router(DefaultRouter):
@@ -33,6 +33,8 @@ router.register("bookings", workflow.BookingWorkflowViewSet, basename="booking-w
 router.register("lab-results", workflow.LabResultViewSet, basename="lab-result")
 router.register("imaging-studies", workflow.ImagingStudyViewSet, basename="imaging-study")
 router.register("alerts", workflow.AlertViewSet, basename="alert")
+router.register("service-accounts", clients.ServiceAccountViewSet, basename="service-account")
+router.register("api-keys", clients.ApiKeyViewSet, basename="api-key")
 
 v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth_views.TokenView.as_view(), name="token"),

@@ -23,8 +23,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.clients import service_account_create, service_account_revoke
 from core.dates import to_local
-from core.models import AuditEvent
+from core.models import ApiKey, AuditEvent, Scope, ServiceAccount
 
 UTC_ZONE = ZoneInfo("UTC")
 # The admin takes a model date-time as a split date and time.
@@ -207,3 +208,71 @@ class SiteLocalTimesForm(forms.ModelForm):
                 if isinstance(field, DATETIME_FORM_FIELDS) and isinstance(value, datetime):
                     cleaned[name] = value.astimezone(page_zone).replace(tzinfo=zone)
         return cleaned
+
+
+class ServiceAccountAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices, widget=forms.CheckboxSelectMultiple, help_text="What its first key may do."
+    )
+
+    class Meta:
+        model = ServiceAccount
+        fields = ["name"]
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(AuditedAdmin):
+    """Adding an account issues its first key, shown once on the next page; revoking is an
+    action on the list. Keys are never edited: issue a new one and revoke the old."""
+
+    list_display = ["name", "created_at", "revoked_at"]
+    inlines = [ApiKeyInline]
+    actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ServiceAccountAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["name", "user", "created_at", "created_by", "revoked_at"] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["name", "scopes"] if obj is None else ["name", "user", "created_at", "created_by", "revoked_at"]
+
+    def save_model(self, request: HttpRequest, obj: ServiceAccount, form: Any, change: bool) -> None:
+        if change:
+            return
+        account, key = service_account_create(
+            actor=request.user, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
+        )
+        obj.pk, obj.user_id = account.pk, account.user_id
+        self.message_user(
+            request, f"The key for {account.name} is {key.raw} — copy it now: it is not stored and is not shown again."
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None
+
+    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> Any:
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected accounts and all their keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for account in queryset:
+            service_account_revoke(actor=request.user, account=account)
+        self.message_user(request, f"Revoked {queryset.count()} service account(s).")

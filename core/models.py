@@ -34,3 +34,51 @@ class ThrottleCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.count}"
+
+
+class Scope(models.TextChoices):
+    """What a system client's key lets it do. A key acts as a scheduler, narrowed to these."""
+
+    SCHEDULE_READ = "schedule:read", "Read the schedule (cases, resources, availability; patients by id only)"
+    BOOK = "book", "Book, hold, move and cancel cases"
+    PATIENTS_READ = "patients:read", "Read patients' demographics"
+
+
+class ServiceAccount(models.Model):
+    """A system that calls the API (an EHR, a portal, an interface engine), not a person.
+
+    It signs in with a key, never a password. Its user is the identity the audit trail names;
+    that user has no password and cannot open the pages."""
+
+    name = models.CharField(max_length=80, unique=True)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="service_account")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A service account's key. Only its digest is kept; ``prefix`` (the key's first characters,
+    not secret) tells keys apart in lists and the audit trail."""
+
+    account = models.ForeignKey(ServiceAccount, on_delete=models.CASCADE, related_name="keys")
+    prefix = models.CharField(max_length=16, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({', '.join(self.scopes)})"

@@ -10,7 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import NotPermitted
-from core.roles import ADMIN, ALL_ROLES, NURSE, PHYSICIAN, SCHEDULER, TECH, primary_role, roles_of
+from core.roles import (
+    ADMIN,
+    ALL_ROLES,
+    NURSE,
+    PATIENTS_READ,
+    PHYSICIAN,
+    SCHEDULER,
+    SYSTEM,
+    TECH,
+    primary_role,
+    roles_of,
+    scope_allows,
+)
 
 EVERYONE = frozenset(ALL_ROLES)
 # Configuration: sites, rooms, equipment, bays, staff, credentials, shifts, the catalogues.
@@ -89,6 +101,8 @@ PATIENT_FIELDS_BY_ROLE: dict[str, tuple[str, ...]] = {
         "allergies",
     ),
     TECH: ("id", "mrn", "first_name", "last_name", "date_of_birth", "allergies"),
+    # A system client without the patients scope: the id, to match against its own records.
+    SYSTEM: ("id",),
 }
 
 
@@ -120,8 +134,9 @@ def patient_fields_of_role(role: str | None) -> tuple[str, ...]:
 
 
 def sees_clinical_records(user: Any) -> bool:
-    """Whether ``user`` reads a patient's medication holds, labs and imaging (a tech does not)."""
-    return may(user, MEDICATION_RECORDERS | CLINICAL_RECORDERS)
+    """Whether ``user`` reads a patient's medication holds, labs and imaging (a tech does not,
+    nor a system client without the patients scope)."""
+    return may(user, MEDICATION_RECORDERS | CLINICAL_RECORDERS) and scope_allows(user, PATIENTS_READ)
 
 
 def may_read_daily_list(user: Any, physician: Any) -> bool:

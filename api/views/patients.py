@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from api.serializers.patients import DrugSerializer, MedicationHoldSerializer, PatientSerializer
 from api.views.common import READ, audit_patients_read, role_map
 from api.views.reference import ReferenceViewSet
-from core.roles import primary_role
+from core.roles import PATIENTS_READ, primary_role
 from patients.models import Drug, MedicationHold, Patient
 from patients.services import patient_register
 from scheduling import policy
@@ -24,6 +24,7 @@ class PatientViewSet(ReferenceViewSet):
     serializer_class = PatientSerializer
     filterset_fields = ["mrn"]
     roles = role_map(policy.EVERYONE, policy.PATIENT_REGISTRARS)
+    scopes = {"list": PATIENTS_READ, "retrieve": PATIENTS_READ}
     extra_error_statuses = {"destroy": (409,), "create": (409,), "partial_update": (409,)}
 
     def get_queryset(self) -> QuerySet[Patient]:
@@ -62,6 +63,7 @@ class MedicationHoldViewSet(ReferenceViewSet):
     serializer_class = MedicationHoldSerializer
     filterset_fields = ["patient"]
     roles = role_map(policy.MEDICATION_RECORDERS, policy.MEDICATION_RECORDERS)
+    scopes = {"list": PATIENTS_READ, "retrieve": PATIENTS_READ}
 
     def get_queryset(self) -> QuerySet[MedicationHold]:
         return (

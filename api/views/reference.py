@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from api.fields import local_iso
 from api.serializers import reference as s
 from api.views.common import query_date, role_map
+from core.roles import PEOPLE_ONLY
 from core.services import record_create, record_delete, record_update
 from procedure_day.board import day_blocks, day_delays, site_day_staff
 from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
@@ -49,6 +50,8 @@ class ReferenceViewSet(viewsets.ModelViewSet):
 
 INVENTORY_ROLES = role_map(policy.EVERYONE, policy.CONFIGURERS)
 AVAILABILITY_ROLES = role_map(policy.EVERYONE, policy.AVAILABILITY_EDITORS)
+# Downtime and time off are recorded by people; a key reads them.
+PEOPLE_WRITE = {action: PEOPLE_ONLY for action in ("create", "update", "partial_update", "destroy")}
 
 
 class SiteViewSet(ReferenceViewSet):
@@ -159,6 +162,7 @@ class DowntimeViewSet(ReferenceViewSet):
     serializer_class = s.DowntimeSerializer
     filterset_fields = ["room", "equipment", "reason"]
     roles = {**AVAILABILITY_ROLES, "impact": set(policy.AVAILABILITY_EDITORS)}
+    scopes = PEOPLE_WRITE
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.instance = downtime_create(actor=self.request.user, data=dict(serializer.validated_data))
@@ -234,6 +238,7 @@ class TimeOffViewSet(ReferenceViewSet):
     serializer_class = s.TimeOffSerializer
     filterset_fields = ["staff"]
     roles = AVAILABILITY_ROLES
+    scopes = PEOPLE_WRITE
 
 
 class ProcedureTypeViewSet(ReferenceViewSet):

@@ -33,7 +33,7 @@ from api.serializers.workflow import (
     checklist_data,
 )
 from api.views.common import ProblemRendering, audit_patients_read
-from core.roles import primary_role
+from core.roles import PATIENTS_READ, primary_role
 from outbox.models import Alert
 from outbox.services import alert_resolve
 from patients.models import ImagingStudy, LabResult
@@ -257,6 +257,7 @@ class PatientRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     filterset_fields = ["patient"]
     roles = {"list": set(policy.CLINICAL_RECORDERS), "create": set(policy.CLINICAL_RECORDERS)}
+    scopes = {"list": PATIENTS_READ}
     extra_error_statuses = {"create": (422,)}
     read_action = ""
 
