@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "scheduling",
     "procedure_day",
     "api",
+    "interop",
     "web",
     "ops",
     # The htmx script, served from the project's static files.
@@ -407,6 +408,8 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/signin/"
 # The address staff open the pages at, for links in email (the 06:00 work list).
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The identifier system of the clinic's MRNs in FHIR Patient.identifier.
+FHIR_MRN_SYSTEM = os.environ.get("FHIR_MRN_SYSTEM", f"{PUBLIC_URL}/fhir/r4/NamingSystem/mrn")
 # How often the day board and the patient flow refresh themselves (seconds).
 BOARD_REFRESH_SECONDS = int(os.environ.get("BOARD_REFRESH_SECONDS", "30"))
 LOGIN_THROTTLE_ATTEMPTS = int(os.environ.get("LOGIN_THROTTLE_ATTEMPTS", "10"))

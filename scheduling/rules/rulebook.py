@@ -168,6 +168,38 @@ def resolve_pins(request: CaseRequest, inventory: Inventory) -> None:
         raise UnknownReference(unknown)
 
 
+def opening_spans(
+    inventory: Inventory, site: SiteRow, room_id: int | None, first: date, last: date
+) -> list[engine.Span]:
+    """Opening hours of a room (its own rows, else the site's), or of the site, over the local
+    days ``first`` to ``last``, in minutes."""
+    rows = [h for h in inventory.hours if h.site_id == site.id and h.room_id == room_id] if room_id else []
+    if not rows:
+        rows = [h for h in inventory.hours if h.site_id == site.id and h.room_id is None]
+    return engine.merge(
+        (to_min(i.start), to_min(i.end))
+        for i in expand_weekly(((h.weekday, h.opens, h.closes) for h in rows), site.zone, first, last)
+    )
+
+
+def shift_days(
+    inventory: Inventory, row: ResourceRow, site: SiteRow, first: date, last: date
+) -> list[tuple[date, engine.Span]]:
+    """Each shift of staff member ``row`` at ``site`` over the local days ``first`` to ``last``,
+    as (local day, minutes)."""
+    zone = site.zone
+    days = []
+    for shift in inventory.shifts.get(row.id, ()):
+        if shift.site_id != site.id:
+            continue
+        for interval in expand_weekly([(shift.weekday, shift.starts, shift.ends)], zone, first, last):
+            day = interval.start.astimezone(zone).date()
+            if (shift.valid_from and day < shift.valid_from) or (shift.valid_until and day > shift.valid_until):
+                continue
+            days.append((day, (to_min(interval.start), to_min(interval.end))))
+    return days
+
+
 class Rulebook:
     """The rules for one request over one snapshot. ``span`` (minutes) is the stretch of time
     the working hours are expanded over; every start asked about must lie well inside it."""
@@ -337,16 +369,10 @@ class Rulebook:
 
     def hours(self, site: SiteRow, room_id: int | None) -> list[engine.Span]:
         """Opening hours of a room (its own rows, else the site's), or of the site."""
-        rows = [h for h in self.inventory.hours if h.site_id == site.id and h.room_id == room_id] if room_id else []
-        if not rows:
-            if room_id is None and site.id in self._site_hours:
-                return self._site_hours[site.id]
-            rows = [h for h in self.inventory.hours if h.site_id == site.id and h.room_id is None]
+        if room_id is None and site.id in self._site_hours:
+            return self._site_hours[site.id]
         first, last = self._local_days(site.zone)
-        spans = engine.merge(
-            (to_min(i.start), to_min(i.end))
-            for i in expand_weekly(((h.weekday, h.opens, h.closes) for h in rows), site.zone, first, last)
-        )
+        spans = opening_spans(self.inventory, site, room_id, first, last)
         if room_id is None:
             self._site_hours[site.id] = spans
         return spans
@@ -388,18 +414,8 @@ class Rulebook:
 
     def _shift_days(self, row: ResourceRow, site: SiteRow) -> list[tuple[date, engine.Span]]:
         """Each shift of ``row`` at ``site`` within the span, as (local day, minutes)."""
-        zone = site.zone
-        first, last = self._local_days(zone)
-        days = []
-        for shift in self.inventory.shifts.get(row.id, ()):
-            if shift.site_id != site.id:
-                continue
-            for interval in expand_weekly([(shift.weekday, shift.starts, shift.ends)], zone, first, last):
-                day = interval.start.astimezone(zone).date()
-                if (shift.valid_from and day < shift.valid_from) or (shift.valid_until and day > shift.valid_until):
-                    continue
-                days.append((day, (to_min(interval.start), to_min(interval.end))))
-        return days
+        first, last = self._local_days(site.zone)
+        return shift_days(self.inventory, row, site, first, last)
 
     @staticmethod
     def _shift_spans(days: list[tuple[date, engine.Span]], valid: Callable[[date], bool] | None) -> list[engine.Span]:
