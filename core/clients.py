@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from core.audit import audit_record
 from core.errors import BookingInvalid, InvalidTransition, Problem
-from core.models import ApiKey, AuditEvent, Scope, ServiceAccount
+from core.models import ApiKey, AuditEvent, FeedToken, Scope, ServiceAccount
 from core.roles import SCHEDULER, remember_roles, remember_scopes
 
 KEY_PREFIX = "sk_"
@@ -145,3 +145,43 @@ def authenticate_key(raw: str, *, method: str, path: str, now: datetime | None =
         details={"method": method, "path": path[:200], "scopes": key.scopes},
     )
     return user, key
+
+
+# --- calendar feed tokens ------------------------------------------------------------------
+
+
+@transaction.atomic
+def feed_token_issue(*, user: Any) -> str:
+    """A new feed token for ``user`` (returned once); any earlier one stops working."""
+    now = timezone.now()
+    FeedToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+    raw = secrets.token_urlsafe(32)
+    token = FeedToken.objects.create(user=user, token_hash=key_digest(raw))
+    audit_record(actor=user, action="feed_token.issue", obj=token)
+    return raw
+
+
+@transaction.atomic
+def feed_token_revoke(*, user: Any) -> int:
+    """Revoke the user's feed token; their subscribed calendars stop updating."""
+    revoked = FeedToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        audit_record(actor=user, action="feed_token.revoke", obj=user)
+    return revoked
+
+
+def feed_token_user(raw: str, *, now: datetime | None = None) -> Any | None:
+    """The active user a feed token belongs to, with their roles; None for any other token."""
+    if not raw or len(raw) > 100:
+        return None
+    now = now or timezone.now()
+    token = (
+        FeedToken.objects.select_related("user")
+        .filter(token_hash=key_digest(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    if token.last_used_at is None or now - token.last_used_at >= timedelta(seconds=60):
+        FeedToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -82,3 +82,20 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({', '.join(self.scopes)})"
+
+
+class FeedToken(models.Model):
+    """A person's secret for their calendar feeds (iCalendar subscriptions cannot send a
+    header, so it goes in the address). Only its digest is kept; rotating it revokes the old."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"feed token of {self.user} ({'revoked' if self.revoked_at else 'active'})"

@@ -1,5 +1,6 @@
 from django.urls import URLPattern, URLResolver, include, path
 
+from interop import ical
 from interop.fhir import operations, views
 
 # FHIR ids: letters, digits, '-' and '.', up to 64 characters.
@@ -17,4 +18,7 @@ fhir: list[URLPattern] = [
     path("<str:kind>", views.TypeView.as_view(), name="fhir-type"),
     path("<str:kind>/<str:ident>", views.InstanceView.as_view(), name="fhir-instance"),
 ]
-urlpatterns: list[URLResolver] = [path("fhir/r4/", include(fhir))]
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("fhir/r4/", include(fhir)),
+    path("ical/<str:token>/<str:kind>/<int:pk>.ics", ical.calendar_feed, name="ical-feed"),
+]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web.views import board, booking, cases, day, downtime, flow, home, patients
+from web.views import board, booking, calendar, cases, day, downtime, flow, home, patients
 
 app_name = "web"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("downtime/", downtime.downtime_list, name="downtime"),
     path("downtime/<int:pk>/", downtime.downtime_detail, name="downtime_detail"),
     path("downtime/<int:pk>/swap/", downtime.downtime_swap, name="downtime_swap"),
+    path("calendar/", calendar.calendar_links, name="calendar"),
+    path("calendar/new/", calendar.calendar_new, name="calendar_new"),
+    path("calendar/off/", calendar.calendar_off, name="calendar_off"),
     path("patients/", patients.search, name="patients"),
     path("patients/new/", patients.register, name="register"),
     path("patients/<int:pk>/", patients.patient_page, name="patient"),
