@@ -148,6 +148,8 @@ class FhirPermission(BasePermission):
 
 
 class FhirView(APIView):
+    # FHIR has its own contract (the CapabilityStatement); it is not part of the OpenAPI schema.
+    schema = None
     renderer_classes = [FhirRenderer, PlainJsonRenderer]
     parser_classes = [FhirParser, JsonPatchParser, JSONParser]
     permission_classes = [FhirPermission]
