@@ -62,6 +62,7 @@ class AlertKind(models.TextChoices):
     LEG_CLASH = "leg_clash", "Late case: resource clash"
     DOWNTIME_IMPACT = "downtime_impact", "Equipment or room downtime hits a booking"
     DELIVERY_UNKNOWN = "delivery_unknown", "A message may not have been sent"
+    INTERFACE_FAILED = "interface_failed", "A webhook or HL7 delivery was given up"
 
 
 class Alert(models.Model):
@@ -84,3 +85,29 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class ChangeEvent(models.Model):
+    """A change other systems hear of (a case booked, moved, cancelled, its status changed; a
+    room or C-arm blocked or reopened). Written in the change's own transaction, so it exists
+    exactly when the change does; the standards face turns it into HL7 messages and webhook
+    deliveries (``fanned_out_at`` marks that done). ``data`` holds ids, codes and times only."""
+
+    kind = models.CharField(max_length=40)
+    booking = models.ForeignKey(
+        "scheduling.Booking", null=True, blank=True, on_delete=models.CASCADE, related_name="change_events"
+    )
+    site = models.ForeignKey("rooms.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    subject_id = models.BigIntegerField(null=True, blank=True, help_text="Other subject (e.g. a downtime) by id.")
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], name="outbox_event_pending", condition=models.Q(fanned_out_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

@@ -67,6 +67,29 @@ def label_of(code: str) -> str:
     return kind.label if kind is not None else code
 
 
+# --- change events -------------------------------------------------------------------------
+# The changes other systems hear of (webhooks subscribe to them by code; HL7 maps them to SIU
+# triggers). The app that makes the change registers its kinds; ``event_record`` takes no other.
+
+_EVENTS: dict[str, str] = {}
+
+
+def register_event(code: str, label: str) -> None:
+    existing = _EVENTS.get(code)
+    if existing is not None and existing != label:
+        raise ValueError(f"Change event kind {code!r} is already registered as {existing!r}.")
+    _EVENTS[code] = label
+
+
+def event_kinds() -> list[tuple[str, str]]:
+    """(code, label) of every registered kind, in code order."""
+    return sorted(_EVENTS.items())
+
+
+def is_event_kind(code: str) -> bool:
+    return code in _EVENTS
+
+
 def build_message(notification: Notification, *, now: datetime | None = None) -> Message:
     """The message for a row as things stand now; raises NothingToSend if it is moot."""
     kind = _KINDS.get(notification.kind)

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import InvalidTransition
-from outbox.models import Alert, Channel, Notification, NotificationStatus
+from outbox import registry
+from outbox.models import Alert, ChangeEvent, Channel, Notification, NotificationStatus
 
 ALERT_MESSAGE_MAX = 500
 
@@ -78,3 +79,27 @@ def alert_resolve(*, actor: Any, alert: Alert) -> Alert:
         actor=actor, action="alert.resolve", obj=current, details={"kind": current.kind, "booking": current.booking_id}
     )
     return current
+
+
+def event_record(
+    *,
+    kind: str,
+    occurred_at: datetime | None = None,
+    booking: Any = None,
+    site: Any = None,
+    subject_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> ChangeEvent:
+    """Record a change for other systems, inside the change's transaction. ``kind`` is a kind
+    registered with ``outbox.registry.register_event``; ``data`` holds ids, codes and times
+    only, never patient data."""
+    if not registry.is_event_kind(kind):
+        raise ValueError(f"Not a registered change event kind: {kind!r}.")
+    return ChangeEvent.objects.create(
+        kind=kind,
+        booking=booking,
+        site=site if site is not None else getattr(booking, "site", None),
+        subject_id=subject_id,
+        data=data or {},
+        occurred_at=occurred_at or timezone.now(),
+    )

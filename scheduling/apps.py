@@ -6,5 +6,5 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self) -> None:
-        # Registers the message kinds this app writes rows for.
-        from scheduling import messages  # noqa: F401
+        # Registers the message kinds this app writes rows for, and the changes it announces.
+        from scheduling import events, messages  # noqa: F401

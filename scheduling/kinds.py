@@ -1,4 +1,5 @@
-"""The message kinds scheduling writes outbox rows for (registered in ``scheduling.messages``)."""
+"""The message kinds scheduling writes outbox rows for (registered in ``scheduling.messages``),
+and the changes it announces to other systems (registered in ``scheduling.events``)."""
 
 from django.db import models
 
@@ -11,3 +12,16 @@ class SchedulingMessage(models.TextChoices):
     CREDENTIAL_EXPIRY_60 = "credential_expiry_60", "Credential expires in 60 days"
     CREDENTIAL_EXPIRY_30 = "credential_expiry_30", "Credential expires in 30 days"
     DOWNTIME_IMPACT = "downtime_impact", "Downtime affects a booking"
+
+
+class SchedulingEvent(models.TextChoices):
+    BOOKING_CREATED = "booking.created", "A case was booked (or its hold confirmed)"
+    BOOKING_RESCHEDULED = "booking.rescheduled", "A case moved to another time or other resources"
+    BOOKING_CANCELLED = "booking.cancelled", "A case was cancelled"
+    BOOKING_STATUS_CHANGED = (
+        "booking.status_changed",
+        "A case's status changed (check-in to discharge, no-show)",
+    )
+    DOWNTIME_CREATED = "downtime.created", "A room or C-arm was blocked"
+    DOWNTIME_CHANGED = "downtime.changed", "A block of a room or C-arm changed"
+    DOWNTIME_REMOVED = "downtime.removed", "A room or C-arm was reopened"

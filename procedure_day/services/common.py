@@ -10,6 +10,8 @@ from django.db import models
 
 from core.errors import InvalidTransition
 from procedure_day.models import CaseChecklist
+from scheduling.events import case_event
+from scheduling.kinds import SchedulingEvent
 from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus
 
 S = BookingStatus
@@ -89,4 +91,5 @@ def advance(current: Booking, *, status: str, stamp: str | None, now: datetime) 
         setattr(current, stamp, now)
         fields.append(stamp)
     current.save(update_fields=fields)
+    case_event(SchedulingEvent.BOOKING_STATUS_CHANGED, current, previous_status=previous)
     return previous

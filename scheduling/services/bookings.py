@@ -21,11 +21,13 @@ from core.dates import require_aware
 from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, Problem, SlotUnavailable
 from core.models import AuditEvent
 from core.sql import PARENT_KEY, Children, FromParent, insert_tree
-from outbox.models import Notification
+from outbox.models import ChangeEvent, Notification
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling import policy
+from scheduling.events import case_event, instant, unsaved_case_event
 from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
 from scheduling.holdrule import HoldRow
+from scheduling.kinds import SchedulingEvent
 from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import Allocation, Booking, BookingStatus, CancelReason
 from scheduling.order import CaseOrder, level_count
@@ -355,6 +357,12 @@ def _insert(
     )
     # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
     reminders = new_reminders(booking=booking, holds=holds, now=now)
+    # Other systems hear of a scheduled case now, of a hold once it is confirmed.
+    announced = (
+        [unsaved_case_event(SchedulingEvent.BOOKING_CREATED, booking, legs)]
+        if status == BookingStatus.SCHEDULED
+        else []
+    )
     # The booking, its legs, its audit record and its reminders: one statement on PostgreSQL.
     insert_tree(
         booking,
@@ -365,6 +373,7 @@ def _insert(
                 Children(Notification, [note], {"booking_id": PARENT_KEY, "dedupe_key": FromParent(key)})
                 for note, key in reminders
             ),
+            Children(ChangeEvent, announced, {"booking_id": PARENT_KEY}),
         ],
     )
     _remember_legs(booking, legs, written)
@@ -490,6 +499,7 @@ def _move(actor: Any, current: Booking, written: Written, *, now: datetime, hold
         details={"from": old_start.isoformat(), "to": current.starts_at.isoformat(), "legs": written.summary()},
     )
     reminders_schedule(booking=current, now=now, holds=holds)
+    case_event(SchedulingEvent.BOOKING_RESCHEDULED, current, previous_starts_at=instant(old_start))
     return current
 
 
@@ -540,6 +550,7 @@ def hold_confirm(*, actor: Any, booking: Booking, now: datetime | None = None) -
         current.legs.filter(is_active=True).update(expires_at=None)
         reminders_schedule(booking=current, now=now)
         audit_record(actor=actor, action="booking.confirm", obj=current, details={"from": BookingStatus.HOLD.value})
+        case_event(SchedulingEvent.BOOKING_CREATED, current, previous_status=BookingStatus.HOLD.value)
     return current
 
 
@@ -568,7 +579,9 @@ def booking_cancel(*, actor: Any, booking: Booking, reason: str, note: str = "")
         current.cancel_reason = reason
         current.cancel_note = note
         current.save(update_fields=["status", "cancel_reason", "cancel_note", "updated_at"])
+        held = list(current.legs.filter(is_active=True))
         current.legs.filter(is_active=True).update(is_active=False)
+        case_event(SchedulingEvent.BOOKING_CANCELLED, current, legs=held, previous_status=previous, reason=reason)
         reminders_withdraw(booking=current)
         audit_record(actor=actor, action="booking.cancel", obj=current, details={"from": previous, "reason": reason})
     _count("cancel")

@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from core.services import record_create, record_delete, record_update
 from outbox.models import AlertKind, Notification, NotificationStatus
-from outbox.services import alert_raise, enqueue_notification
+from outbox.services import alert_raise, enqueue_notification, event_record
 from rooms.models import Downtime
-from scheduling.kinds import SchedulingMessage
+from scheduling.events import instant
+from scheduling.kinds import SchedulingEvent, SchedulingMessage
 from scheduling.legroles import LegRole
 from scheduling.models import Allocation
 from scheduling.selectors import bookings_hit_by
@@ -74,6 +75,23 @@ def _flag_hit_cases(downtime: Downtime, *, now: datetime) -> int:
     return flagged
 
 
+def _announce(kind: str, downtime: Downtime) -> None:
+    """A room or C-arm blocked, its block changed, or reopened: ids and times only."""
+    target = downtime.room or downtime.equipment
+    assert target is not None
+    event_record(
+        kind=kind,
+        site=target.site,
+        subject_id=downtime.pk,
+        data={
+            "resource": {"kind": "room" if downtime.room_id else "equipment", "id": target.pk},
+            "starts_at": instant(downtime.starts_at),
+            "ends_at": instant(downtime.ends_at),
+            "reason": downtime.reason,
+        },
+    )
+
+
 def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = None) -> Downtime:
     """Record a downtime block (validated with ``full_clean`` and audited) and, in the same
     transaction, raise an alert and write a notice for every active case it hits.
@@ -86,6 +104,7 @@ def downtime_create(*, actor: Any, data: dict[str, Any], now: datetime | None = 
     with transaction.atomic():
         downtime = record_create(actor=actor, model=Downtime, data=data)
         _flag_hit_cases(downtime, now=now)
+        _announce(SchedulingEvent.DOWNTIME_CREATED, downtime)
     return downtime
 
 
@@ -96,6 +115,7 @@ def downtime_update(*, actor: Any, downtime: Downtime, data: dict[str, Any], now
     with transaction.atomic():
         downtime = record_update(actor=actor, instance=downtime, data=data)
         _flag_hit_cases(downtime, now=now)
+        _announce(SchedulingEvent.DOWNTIME_CHANGED, downtime)
     return downtime
 
 
@@ -105,4 +125,5 @@ def downtime_delete(*, actor: Any, downtime: Downtime) -> None:
         Notification.objects.filter(
             kind=SchedulingMessage.DOWNTIME_IMPACT, subject_id=downtime.pk, status=NotificationStatus.PENDING
         ).update(status=NotificationStatus.SKIPPED)
+        _announce(SchedulingEvent.DOWNTIME_REMOVED, downtime)
         record_delete(actor=actor, instance=downtime)
