@@ -328,6 +328,7 @@ SMS_FILE_DELAY_SECONDS = float(os.environ.get("SMS_FILE_DELAY_SECONDS", "0"))
 # superseded by that run.
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {"task": "outbox.tasks.relay_outbox", "schedule": 30.0, "options": {"expires": 25}},
+    "deliver-changes": {"task": "interop.tasks.deliver_changes", "schedule": 10.0, "options": {"expires": 9}},
     "release-expired-holds": {
         "task": "scheduling.tasks.release_expired_holds",
         "schedule": 60.0,
@@ -348,6 +349,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-throttle-counters": {
         "task": "core.tasks.purge_throttle_counters",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
+    "purge-delivered-changes": {
+        "task": "interop.tasks.purge_delivered",
         "schedule": 3600.0,
         "options": {"expires": 3500},
     },
@@ -408,6 +414,20 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/signin/"
 # The address staff open the pages at, for links in email (the 06:00 work list).
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Webhook and HL7 deliveries: retries back off from the base, doubling up to the maximum; a
+# webhook is given up after WEBHOOK_MAX_ATTEMPTS failures, an HL7 message after HL7_MAX_ATTEMPTS
+# error acknowledgements; either after DELIVERY_GIVE_UP_HOURS of a receiver being unreachable.
+DELIVERY_RETRY_BASE_SECONDS = int(os.environ.get("DELIVERY_RETRY_BASE_SECONDS", "10"))
+DELIVERY_RETRY_MAX_SECONDS = int(os.environ.get("DELIVERY_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))
+HL7_MAX_ATTEMPTS = int(os.environ.get("HL7_MAX_ATTEMPTS", "5"))
+DELIVERY_GIVE_UP_HOURS = int(os.environ.get("DELIVERY_GIVE_UP_HOURS", "24"))
+DELIVERY_LEASE_SECONDS = 120
+WEBHOOK_TIMEOUT_SECONDS = 10
+# After a webhook's secret is rotated, the old one keeps signing beside the new for this long.
+WEBHOOK_SECRET_GRACE_HOURS = int(os.environ.get("WEBHOOK_SECRET_GRACE_HOURS", "24"))
+# Change events, their deliveries and the delivery log are kept this long once all are through.
+DELIVERY_LOG_DAYS = int(os.environ.get("DELIVERY_LOG_DAYS", "30"))
 # The identifier system of the clinic's MRNs in FHIR Patient.identifier.
 FHIR_MRN_SYSTEM = os.environ.get("FHIR_MRN_SYSTEM", f"{PUBLIC_URL}/fhir/r4/NamingSystem/mrn")
 # How often the day board and the patient flow refresh themselves (seconds).

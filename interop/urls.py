@@ -1,6 +1,7 @@
 from django.urls import URLPattern, URLResolver, include, path
+from rest_framework.routers import DefaultRouter
 
-from interop import ical
+from interop import api, ical
 from interop.fhir import operations, views
 
 # FHIR ids: letters, digits, '-' and '.', up to 64 characters.
@@ -18,7 +19,20 @@ fhir: list[URLPattern] = [
     path("<str:kind>", views.TypeView.as_view(), name="fhir-type"),
     path("<str:kind>/<str:ident>", views.InstanceView.as_view(), name="fhir-instance"),
 ]
+
+
+class Router(DefaultRouter):
+    def get_lookup_regex(self, viewset: object, lookup_prefix: str = "") -> str:
+        return rf"(?P<{lookup_prefix}pk>[0-9]{{1,18}})"
+
+
+router = Router(trailing_slash=True)
+router.include_root_view = False
+router.register("webhooks", api.WebhookViewSet, basename="webhook")
+router.register("deliveries", api.DeliveryViewSet, basename="delivery")
+
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/", include(router.urls)),
     path("fhir/r4/", include(fhir)),
     path("ical/<str:token>/<str:kind>/<int:pk>.ics", ical.calendar_feed, name="ical-feed"),
 ]

@@ -1,0 +1,236 @@
+"""Webhooks: an administrator subscribes an endpoint; booking changes reach it from the outbox,
+signed (HMAC-SHA256 over the timestamp and the body), with ids and times only; a receiver that
+fails is retried with backoff and gets each event exactly once; a delivery given up is parked
+with an alert and can be redelivered by hand; every attempt is in the delivery log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import time_machine
+
+from core.models import AuditEvent
+from interop.delivery import deliveries_run, signature
+from interop.models import Delivery, DeliveryStatus, WebhookSubscription
+from outbox.models import Alert, AlertKind
+from procedure_day.services.transitions import booking_check_in
+from scheduling.request import CaseRequest
+from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
+from tests.api_helpers import client_for, persona_users, post
+from tests.conftest import MONDAY, NOW, local
+from tests.receivers import webhook_receiver
+from tests.servers import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def book(clinic, hour=9, patient=0, **pins):
+    return booking_create(
+        actor=None,
+        request=CaseRequest(
+            procedure_type=clinic.vp(), patient=clinic.patients[patient], pins=clinic.resources(**pins)
+        ),
+        starts_at=local(MONDAY, hour),
+    )
+
+
+def later(seconds: int) -> dt.datetime:
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+def subscribe(admin, url: str, events: list[str] | None = None) -> dict:
+    body = {"name": "Portal", "url": url, **({"events": events} if events is not None else {})}
+    answer = post(client_for(admin), "/api/v1/webhooks/", body)
+    assert answer.status_code == 201, answer.content
+    return answer.json()
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_and_body():
+    # Known answer: computed independently of the module under test.
+    import hashlib
+    import hmac
+
+    body = b'{"id":"evt_1"}'
+    expected = hmac.new(b"whsec_test", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert signature("whsec_test", 1700000000, body) == f"v1={expected}"
+
+
+def test_booking_changes_reach_a_subscriber_signed_in_order_with_ids_and_times_only(clinic):
+    users = persona_users(clinic)
+    with webhook_receiver() as receiver:
+        hook = subscribe(users["admin"], receiver.url)
+        receiver.secret = hook["secret"]
+        case = book(clinic)
+        booking_reschedule(actor=None, booking=case, starts_at=local(MONDAY, 10), pins=clinic.resources())
+        with time_machine.travel(local(MONDAY, 9, 35), tick=False):
+            booking_check_in(actor=None, booking=case)
+        booking_cancel(actor=None, booking=case, reason="pregnancy")
+        deliveries_run(now=later(1))
+    assert receiver.bad_signatures == 0
+    assert [r["body"]["type"] for r in receiver.accepted] == [
+        "booking.created",
+        "booking.rescheduled",
+        "booking.status_changed",
+        "booking.cancelled",
+    ]
+    moved = receiver.accepted[1]["body"]
+    assert moved["data"]["booking"] == case.pk
+    assert dt.datetime.fromisoformat(moved["data"]["starts_at"]) == local(MONDAY, 10)
+    assert dt.datetime.fromisoformat(moved["data"]["previous_starts_at"]) == local(MONDAY, 9)
+    assert {leg["kind"] for leg in moved["data"]["legs"]} == {"room", "equipment", "staff", "recovery_bay"}
+    assert receiver.accepted[2]["body"]["data"]["status"] == "checked_in"
+    everything = json.dumps([r["body"] for r in receiver.requests])
+    patient = clinic.patients[0]
+    for value in (
+        patient.first_name,
+        patient.last_name,
+        patient.mrn,
+        patient.phone,
+        patient.date_of_birth.isoformat(),
+        "pregnancy",
+        "Vertebroplasty",
+    ):
+        assert value not in everything
+    assert len({r["id"] for r in receiver.accepted}) == 4
+
+
+def test_a_subscriber_hears_only_the_kinds_it_names(clinic):
+    users = persona_users(clinic)
+    with webhook_receiver() as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url, ["booking.cancelled"])["secret"]
+        case = book(clinic)
+        booking_cancel(actor=None, booking=case, reason="other")
+        deliveries_run(now=later(1))
+    assert [r["body"]["type"] for r in receiver.accepted] == ["booking.cancelled"]
+
+
+def test_a_receiver_that_fails_twice_then_succeeds_gets_each_event_exactly_once(clinic):
+    users = persona_users(clinic)
+    with webhook_receiver(fail_first=2) as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+        case = book(clinic)
+        booking_reschedule(actor=None, booking=case, starts_at=local(MONDAY, 10), pins=clinic.resources())
+        deliveries_run(now=later(1))
+        # Backoff: not due again after 5 s; due after 10 s, then after 20 more.
+        deliveries_run(now=later(5))
+        assert len(receiver.requests) == 1
+        deliveries_run(now=later(12))
+        deliveries_run(now=later(40))
+        deliveries_run(now=later(80))
+    assert [r["body"]["type"] for r in receiver.accepted] == ["booking.created", "booking.rescheduled"]
+    assert len(receiver.requests) == 4
+    first = Delivery.objects.order_by("id").first()
+    assert [a.code for a in first.log.all()] == ["500", "500", "204"]
+    assert first.status == DeliveryStatus.DELIVERED
+
+
+def test_a_dead_endpoint_is_parked_with_an_alert_and_redelivered_by_hand(clinic, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    users = persona_users(clinic)
+    port = free_port()
+    hook = subscribe(users["admin"], f"http://127.0.0.1:{port}/hooks")
+    book(clinic)
+    for step in range(6):
+        deliveries_run(now=later(1 + 200 * step))
+    delivery = Delivery.objects.get()
+    # Unreachable is retried until the give-up time, not by count; move the clock past it.
+    deliveries_run(now=later(25 * 3600))
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PARKED
+    assert Alert.objects.filter(kind=AlertKind.INTERFACE_FAILED).count() == 1
+    log = client_for(users["admin"]).get(f"/api/v1/webhooks/{hook['id']}/deliveries/").json()
+    assert log["results"][0]["status"] == "parked"
+    assert len(log["results"][0]["log"]) == delivery.attempts
+    with webhook_receiver() as receiver:
+        receiver.secret = hook["secret"]
+        WebhookSubscription.objects.filter(pk=hook["id"]).update(url=receiver.url)
+        again = post(client_for(users["admin"]), f"/api/v1/deliveries/{delivery.pk}/redeliver/", {})
+        assert again.status_code == 200
+        deliveries_run()
+    assert [r["body"]["type"] for r in receiver.accepted] == ["booking.created"]
+    assert AuditEvent.objects.filter(action="delivery.redeliver").count() == 1
+
+
+def test_an_error_status_is_retried_up_to_the_limit_then_parked(clinic, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    users = persona_users(clinic)
+    with webhook_receiver(fail_first=10) as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+        book(clinic)
+        deliveries_run(now=later(1))
+        deliveries_run(now=later(30))
+    assert Delivery.objects.get().status == DeliveryStatus.PARKED
+    assert receiver.accepted == []
+
+
+@pytest.mark.parametrize("persona", ["scheduler", "physician", "nurse", "tech"])
+def test_only_an_admin_manages_webhooks(clinic, persona):
+    users = persona_users(clinic)
+    answer = post(client_for(users[persona]), "/api/v1/webhooks/", {"name": "X", "url": "https://example.org/h"})
+    assert answer.status_code == 403
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_bad_webhook_input_is_a_clear_error(clinic):
+    users = persona_users(clinic)
+    admin = client_for(users["admin"])
+    bad = post(admin, "/api/v1/webhooks/", {"name": "X", "url": "ftp://example.org/h"})
+    assert bad.status_code == 400
+    unknown = post(
+        admin, "/api/v1/webhooks/", {"name": "X", "url": "https://example.org/h", "events": ["booking.eaten"]}
+    )
+    assert unknown.status_code == 400
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends(clinic, settings):
+    settings.WEBHOOK_SECRET_GRACE_HOURS = 1
+    users = persona_users(clinic)
+    admin = client_for(users["admin"])
+    with webhook_receiver() as receiver:
+        hook = subscribe(users["admin"], receiver.url)
+        old_secret = receiver.secret = hook["secret"]
+        rotated = post(admin, f"/api/v1/webhooks/{hook['id']}/rotate-secret/", {})
+        assert rotated.status_code == 200
+        new_secret = rotated.json()["secret"]
+        assert new_secret != old_secret
+        assert dt.datetime.fromisoformat(rotated.json()["previous_secret_until"]) == NOW + dt.timedelta(hours=1)
+        book(clinic)
+        # Within the hour the receiver still holding the old secret accepts; so would the new.
+        deliveries_run(now=later(1))
+        assert len(receiver.accepted) == 1
+        header = receiver.requests[0]["signature"]
+        assert len(header.split(",")) == 2
+        receiver.secret = new_secret
+        case = Delivery.objects.get().event.booking
+        booking_reschedule(actor=None, booking=case, starts_at=local(MONDAY, 10), pins=clinic.resources())
+        # After the hour only the new secret signs: a receiver still on the old one refuses.
+        deliveries_run(now=later(3601))
+        assert len(receiver.accepted) == 2
+        assert len(receiver.requests[1]["signature"].split(",")) == 1
+        receiver.secret = old_secret
+        booking_cancel(actor=None, booking=case, reason="other")
+        deliveries_run(now=later(3602))
+    assert receiver.bad_signatures == 1
+    assert AuditEvent.objects.filter(action="webhook.rotate_secret").count() == 1
+
+
+def test_events_whose_deliveries_are_through_are_purged_after_the_retention(clinic, settings):
+    from interop.delivery import deliveries_purge
+    from outbox.models import ChangeEvent
+
+    settings.DELIVERY_LOG_DAYS = 30
+    users = persona_users(clinic)
+    with webhook_receiver() as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+        delivered = book(clinic)
+        deliveries_run(now=later(1))
+    # A second case whose delivery never got through (the receiver is gone) is kept.
+    stuck = book(clinic, hour=13, patient=1, recovery_bay=clinic.bays[1])
+    deliveries_run(now=later(2))
+    assert deliveries_purge(now=later(29 * 86400)) == 0
+    assert deliveries_purge(now=later(31 * 86400)) == 1
+    assert list(ChangeEvent.objects.values_list("booking_id", flat=True)) == [stuck.pk]
+    assert not Delivery.objects.filter(event__booking=delivered).exists()
