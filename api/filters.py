@@ -49,7 +49,7 @@ class FilterBackend(filters.DjangoFilterBackend):
             # Detail views and actions read their own parameters (e.g. a schedule's date).
             return super().filter_queryset(request, queryset, view)
         filterset_class = self.get_filterset_class(view, queryset)
-        known = set(PAGING_PARAMS)
+        known = set(PAGING_PARAMS) | set(getattr(view.paginator, "query_params", ()))
         if filterset_class is not None:
             known |= set(filterset_class.base_filters)
         unknown = sorted(set(request.query_params) - known)

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.middleware import PREFIX as CONDITIONAL_PREFIX
 
 COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 415, 429, 503)
 
@@ -27,10 +28,36 @@ class ProblemAutoSchema(AutoSchema):
                     media_types=[PROBLEM_CONTENT_TYPE],
                     direction=direction,
                 )
+        if self._conditional() and "200" in responses:
+            responses["304"] = {
+                "description": "Not modified: the ETag sent in If-None-Match is still current; no body.",
+                "headers": self._get_response_headers_for_code("304", direction),
+            }
         return responses
+
+    def _conditional(self) -> bool:
+        """GETs of the REST API answer an ETag and honour If-None-Match (api.middleware)."""
+        return self.method == "GET" and self.path.startswith(CONDITIONAL_PREFIX)
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
+        if self._conditional():
+            parameters += [
+                OpenApiParameter(
+                    "If-None-Match",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    required=False,
+                    description="The ETag of the copy you hold: 304 with no body if it is still current.",
+                ),
+                OpenApiParameter(
+                    "ETag",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    response=[200, 304],
+                    description="A tag of this answer as you may see it; send it back in If-None-Match.",
+                ),
+            ]
         if self._action_name() in getattr(self.view, "idempotent_actions", ()):
             parameters.append(
                 OpenApiParameter(

@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "core.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "api.middleware.ConditionalReadMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -428,6 +429,9 @@ WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_SECRET_GRACE_HOURS = int(os.environ.get("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 # Change events, their deliveries and the delivery log are kept this long once all are through.
 DELIVERY_LOG_DAYS = int(os.environ.get("DELIVERY_LOG_DAYS", "30"))
+# A sync client's next walk over changes starts this long before its last walk began: a change
+# is stamped when written and seen when committed, and this covers the time in between.
+SYNC_SETTLE_SECONDS = int(os.environ.get("SYNC_SETTLE_SECONDS", "60"))
 # The identifier system of the clinic's MRNs in FHIR Patient.identifier.
 FHIR_MRN_SYSTEM = os.environ.get("FHIR_MRN_SYSTEM", f"{PUBLIC_URL}/fhir/r4/NamingSystem/mrn")
 # How often the day board and the patient flow refresh themselves (seconds).

@@ -65,9 +65,12 @@ class Patient(models.Model):
     allergies = models.CharField(max_length=255, blank=True)
     search_key = SearchKeyField(max_length=170, blank=True, editable=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["last_name", "first_name", "mrn"]
+        # Sync clients walk changes in (updated_at, id) order.
+        indexes = [models.Index(fields=["updated_at", "id"], name="patients_patient_changes")]
 
     def __str__(self) -> str:
         # The admin and logs show the MRN only; names are read through audited views.

@@ -195,6 +195,8 @@ class Booking(models.Model):
             models.Index(fields=["site", "starts_at"], name="scheduling_booking_site_start"),
             # Every booking write sweeps expired holds first; this keeps that sweep off the table.
             models.Index(fields=["hold_expires_at"], condition=Q(status="hold"), name="scheduling_booking_hold_due"),
+            # Sync clients walk changes in (updated_at, id) order.
+            models.Index(fields=["updated_at", "id"], name="scheduling_booking_changes"),
         ]
 
     def __str__(self) -> str:

@@ -256,6 +256,9 @@ class BookingSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Once recovery has started: flat_until (minimum flat time) and discharge_from (minimum recovery).",
     )
+    updated_at = serializers.DateTimeField(
+        help_text="When the booking itself last changed (status, times, legs, order); its position in a sync walk."
+    )
 
 
 def override_data(booking: Booking) -> dict[str, Any] | None:
@@ -298,6 +301,7 @@ def booking_data(booking: Booking, role: str | None) -> dict[str, Any]:
         "legs": [leg_data(view, zone) for view in leg_views(booking)],
         "steps": steps_data(booking),
         "recovery": recovery_data(booking),
+        "updated_at": local_iso(booking.updated_at, zone),
     }
 
 

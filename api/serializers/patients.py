@@ -26,13 +26,14 @@ class PatientSerializer(ClinicModelSerializer):
 
     class Meta:
         model = Patient
-        fields = [*FRONT_DESK_PATIENT_FIELDS, "duplicate_ok"]
-        read_only_fields = ["id"]
+        fields = [*FRONT_DESK_PATIENT_FIELDS, "duplicate_ok", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
 
     def __init__(self, *args: Any, role: str | None = None, narrow: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if narrow:
-            allowed = set(patient_fields_of_role(role))
+            # When the record changed says nothing about the patient; every reader may sync by it.
+            allowed = {*patient_fields_of_role(role), "updated_at"}
             for name in list(self.fields):
                 if name not in allowed:
                     self.fields.pop(name)

@@ -17,7 +17,9 @@ from rest_framework.response import Response
 
 from api.filters import IdFilter, SafeFilterSet
 from api.idempotency import run_idempotent
+from api.pagination import SyncPagination
 from api.serializers import bookings as s
+from api.sync import UpdatedSinceFilter
 from api.views.availability import case_request
 from api.views.common import ProblemRendering, audit_patients_read, site_zones
 from core.errors import SlotUnavailable
@@ -44,6 +46,7 @@ class BookingFilter(SafeFilterSet):
     status = filters.ChoiceFilter(field_name="status", choices=BookingStatus.choices)
     site = IdFilter(field_name="site_id")
     patient = IdFilter(field_name="patient_id")
+    updated_since = UpdatedSinceFilter()
 
     class Meta:
         model = Booking
@@ -71,6 +74,7 @@ def alternatives(request: CaseRequest, start: datetime) -> list[dict[str, Any]]:
 class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     serializer_class = s.BookingSerializer
     filterset_class = BookingFilter
+    pagination_class = SyncPagination
     # Writes that take an Idempotency-Key (documented in the schema).
     idempotent_actions = frozenset({"create", "confirm", "reschedule", "cancel"})
     roles = {

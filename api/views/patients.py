@@ -9,7 +9,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.filters import SafeFilterSet
+from api.pagination import SyncPagination
 from api.serializers.patients import DrugSerializer, MedicationHoldSerializer, PatientSerializer
+from api.sync import UpdatedSinceFilter
 from api.views.common import READ, audit_patients_read, role_map
 from api.views.reference import ReferenceViewSet
 from core.roles import PATIENTS_READ, primary_role
@@ -20,9 +23,18 @@ from scheduling.selectors import patients_visible_to
 from scheduling.services.medication import medication_hold_create, medication_hold_delete, medication_hold_update
 
 
+class PatientFilter(SafeFilterSet):
+    updated_since = UpdatedSinceFilter()
+
+    class Meta:
+        model = Patient
+        fields = ["mrn"]
+
+
 class PatientViewSet(ReferenceViewSet):
     serializer_class = PatientSerializer
-    filterset_fields = ["mrn"]
+    filterset_class = PatientFilter
+    pagination_class = SyncPagination
     roles = role_map(policy.EVERYONE, policy.PATIENT_REGISTRARS)
     scopes = {"list": PATIENTS_READ, "retrieve": PATIENTS_READ}
     extra_error_statuses = {"destroy": (409,), "create": (409,), "partial_update": (409,)}
