@@ -38,7 +38,7 @@ class WebhookSerializer(serializers.ModelSerializer):
         model = WebhookSubscription
         fields = ["id", "name", "url", "events", "is_active", "secret", "previous_secret_until", "created_at"]
         read_only_fields = ["id", "secret", "previous_secret_until", "created_at"]
-        extra_kwargs = {"url": {"help_text": "https:// (or http:// to a loopback or private host)."}}
+        extra_kwargs = {"url": {"help_text": "Where events are POSTed: https://, or http:// inside your own network."}}
 
     def validate_url(self, value: str) -> str:
         if not value.startswith(("https://", "http://")):

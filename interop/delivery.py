@@ -181,6 +181,17 @@ def signatures(hook: WebhookSubscription, timestamp: int, body: bytes, now: date
     return ",".join(signature(secret, timestamp, body) for secret in hook.signing_secrets(now))
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: followed, a POST would turn into a GET of some
+    other page and its 200 would count as delivered. It is retried like any other non-2xx."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _send_webhook(delivery: Delivery, hook: WebhookSubscription, *, now: datetime) -> Outcome:
     body = json.dumps(webhook_payload(delivery.event), separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(now.timestamp())
@@ -198,7 +209,7 @@ def _send_webhook(delivery: Delivery, hook: WebhookSubscription, *, now: datetim
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as answer:  # noqa: S310
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as answer:
             code = answer.status
     except urllib.error.HTTPError as exc:
         return Outcome("retry", str(exc.code), f"HTTP {exc.code}")
@@ -262,6 +273,8 @@ def _claim(model: type[WebhookSubscription] | type[Hl7Interface], pk: int, now: 
 
 def _deliver_to(destination: WebhookSubscription | Hl7Interface, *, now: datetime) -> dict[str, int]:
     counts = {"delivered": 0, "retry": 0, "park": 0, "unreachable": 0}
+    # Stop well inside the lease, so no second sender takes the destination while this one sends.
+    deadline = time.monotonic() + settings.DELIVERY_LEASE_SECONDS / 2
     field = "webhook" if isinstance(destination, WebhookSubscription) else "interface"
     pending = list(
         Delivery.objects.filter(**{field: destination}, status=DeliveryStatus.PENDING)
@@ -270,6 +283,8 @@ def _deliver_to(destination: WebhookSubscription | Hl7Interface, *, now: datetim
     )
     waiting: set[str] = set()
     for delivery in pending:
+        if time.monotonic() > deadline:
+            break
         if delivery.subject_key in waiting:
             continue
         if delivery.next_attempt_at > now:

@@ -234,3 +234,41 @@ def test_events_whose_deliveries_are_through_are_purged_after_the_retention(clin
     assert deliveries_purge(now=later(31 * 86400)) == 1
     assert list(ChangeEvent.objects.values_list("booking_id", flat=True)) == [stuck.pk]
     assert not Delivery.objects.filter(event__booking=delivered).exists()
+
+
+def test_a_redirect_is_not_a_delivery(clinic):
+    """Followed, the POST would become a GET of another page whose 200 would count as delivered."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    users = persona_users(clinic)
+    seen: list[str] = []
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append("POST")
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+
+        def do_GET(self):
+            seen.append("GET")
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        subscribe(users["admin"], f"http://127.0.0.1:{server.server_address[1]}/hooks")
+        book(clinic)
+        deliveries_run(now=later(1))
+    finally:
+        server.shutdown()
+        server.server_close()
+    delivery = Delivery.objects.get()
+    assert seen == ["POST"]
+    assert delivery.status == DeliveryStatus.PENDING
+    assert [a.code for a in delivery.log.all()] == ["302"]
