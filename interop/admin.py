@@ -5,25 +5,81 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from core.admin import AuditedAdmin
-from interop.delivery import delivery_redeliver
+from interop.delivery import delivery_redeliver, webhook_rotate_secret
 from interop.models import Delivery, DeliveryAttempt, Hl7Interface, WebhookSubscription
+from outbox.registry import event_kinds
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text="Where events are POSTed: https://, or http:// inside your own network.",
+    )
+    events = forms.MultipleChoiceField(
+        choices=event_kinds,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The changes to send; none ticked means every kind.",
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["name", "url", "events", "is_active"]
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"])
+        if not url.startswith(("https://", "http://")):
+            raise forms.ValidationError("Give an http(s) address.")
+        return url
 
 
 @admin.register(WebhookSubscription)
 class WebhookAdmin(AuditedAdmin):
+    form = WebhookForm
     list_display = ["name", "url", "is_active", "created_at"]
-    readonly_fields = ["secret", "created_at", "lease_until"]
-    exclude = ["created_by"]
+    actions = ["rotate_secret"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["name", "url", "events", "is_active"]
+        # The secret is made when the subscription is saved, and shown from then on.
+        return fields if obj is None else [*fields, "secret", "previous_secret_until", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else ["secret", "previous_secret_until", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Rotate the signing secret (the old one signs too for a grace period)")
+    def rotate_secret(self, request: HttpRequest, queryset: Any) -> None:
+        for hook in queryset:
+            webhook_rotate_secret(actor=request.user, hook=hook)
+        self.message_user(request, f"New secrets for {queryset.count()} subscription(s).", messages.SUCCESS)
 
 
 @admin.register(Hl7Interface)
 class Hl7InterfaceAdmin(AuditedAdmin):
     list_display = ["name", "host", "port", "receiving_application", "is_active"]
-    readonly_fields = ["created_at", "lease_until"]
+    fields = [
+        "name",
+        "host",
+        "port",
+        "sending_application",
+        "sending_facility",
+        "receiving_application",
+        "receiving_facility",
+        "processing_id",
+        "timeout_seconds",
+        "is_active",
+    ]
 
 
 class AttemptInline(admin.TabularInline):
@@ -43,11 +99,10 @@ class DeliveryAdmin(AuditedAdmin):
     list_filter = ["status", "webhook", "interface"]
     inlines = [AttemptInline]
     actions = ["redeliver"]
-    readonly_fields = [
+    fields = readonly_fields = (
         "event",
         "webhook",
         "interface",
-        "subject_key",
         "status",
         "attempts",
         "next_attempt_at",
@@ -55,7 +110,7 @@ class DeliveryAdmin(AuditedAdmin):
         "last_error",
         "control_id",
         "created_at",
-    ]
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -25,7 +25,7 @@ class WebhookSubscription(models.Model):
     # After a rotation the old secret signs too, for a while, so the receiver can switch over.
     previous_secret = models.CharField(max_length=80, blank=True)
     previous_secret_until = models.DateTimeField(null=True, blank=True)
-    events = models.JSONField(default=list, help_text="Event kinds; empty means every kind.")
+    events = models.JSONField(default=list, blank=True, help_text="Event kinds; empty means every kind.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(

@@ -82,8 +82,8 @@ def register_event(code: str, label: str) -> None:
 
 
 def event_kinds() -> list[tuple[str, str]]:
-    """(code, label) of every registered kind, in code order."""
-    return sorted(_EVENTS.items())
+    """(code, label) of every registered kind, in the order the apps registered them."""
+    return list(_EVENTS.items())
 
 
 def is_event_kind(code: str) -> bool:

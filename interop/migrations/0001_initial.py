@@ -81,7 +81,7 @@ class Migration(migrations.Migration):
                 ('secret', models.CharField(default=interop.models.new_secret, max_length=80)),
                 ('previous_secret', models.CharField(blank=True, max_length=80)),
                 ('previous_secret_until', models.DateTimeField(blank=True, null=True)),
-                ('events', models.JSONField(default=list, help_text='Event kinds; empty means every kind.')),
+                ('events', models.JSONField(blank=True, default=list, help_text='Event kinds; empty means every kind.')),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('lease_until', models.DateTimeField(blank=True, null=True)),
