@@ -242,7 +242,8 @@ def _send_hl7(delivery: Delivery, interface: Hl7Interface, *, now: datetime) -> 
             now=now,
         )
     except Exception as exc:  # a message we cannot build is ours to fix: parked, not retried
-        logger.exception("delivery %s: SIU not built", delivery.pk)
+        # The type only: a validation error quotes the field's value, which can be the patient's.
+        logger.error("delivery %s: SIU not built (%s)", delivery.pk, type(exc).__name__)
         return Outcome("park", "build", f"message not built: {type(exc).__name__}")
     try:
         ack = mllp.send(interface.host, interface.port, message, timeout=interface.timeout_seconds)

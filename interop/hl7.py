@@ -15,6 +15,7 @@ from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
+from hl7apy.exceptions import MaxLengthReached
 
 from outbox.models import ChangeEvent
 from patients.models import Patient
@@ -81,6 +82,23 @@ def trigger_of(event: ChangeEvent) -> Trigger | None:
     return TRIGGERS.get(E(event.kind)) if event.kind in E.values else None
 
 
+def _put(element: Any, name: str, value: str) -> None:
+    """Set a field. A component longer than HL7 v2.5.1 allows (an IS of 20, an ST of 199) is cut
+    to fit rather than failing the message: only names and descriptions can be that long here,
+    and identifiers are kept within the limits where they are entered."""
+    for _ in range(16):
+        try:
+            setattr(element, name, value)
+            return
+        except MaxLengthReached as exc:
+            too_long = str(exc.value)
+            cut = too_long[: int(exc.limit)]
+            if not too_long or too_long == cut or too_long not in value:
+                raise
+            value = value.replace(too_long, cut, 1)
+    setattr(element, name, value)
+
+
 def _escape(value: str) -> str:
     """Text for a field: the encoding characters and segment breaks cannot appear in it."""
     for char in "\\|^~&\r\n":
@@ -130,15 +148,15 @@ def build_siu(event: ChangeEvent, interface: Interface, control_id: str, *, now:
     site = event.site or Site.objects.order_by("id").first()
     assert site is not None
     m = Message(STRUCTURE, version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
-    m.msh.msh_3 = _escape(interface.sending_application)
-    m.msh.msh_4 = _escape(interface.sending_facility)
-    m.msh.msh_5 = _escape(interface.receiving_application)
-    m.msh.msh_6 = _escape(interface.receiving_facility)
-    m.msh.msh_7 = _ts(now, site)
-    m.msh.msh_9 = f"SIU^{trigger.code}^{STRUCTURE}"
-    m.msh.msh_10 = control_id
-    m.msh.msh_11 = interface.processing_id
-    m.msh.msh_12 = VERSION
+    _put(m.msh, "msh_3", _escape(interface.sending_application))
+    _put(m.msh, "msh_4", _escape(interface.sending_facility))
+    _put(m.msh, "msh_5", _escape(interface.receiving_application))
+    _put(m.msh, "msh_6", _escape(interface.receiving_facility))
+    _put(m.msh, "msh_7", _ts(now, site))
+    _put(m.msh, "msh_9", f"SIU^{trigger.code}^{STRUCTURE}")
+    _put(m.msh, "msh_10", control_id)
+    _put(m.msh, "msh_11", interface.processing_id)
+    _put(m.msh, "msh_12", VERSION)
     data = event.data
     if event.booking_id is not None:
         appointment = f"{event.booking_id}^{FILLER}"
@@ -146,16 +164,16 @@ def build_siu(event: ChangeEvent, interface: Interface, control_id: str, *, now:
     else:
         appointment = f"D{event.subject_id}^{FILLER}"
         status = "Blocked" if trigger is BLOCKED else "Booked"
-    m.sch.sch_1 = appointment
-    m.sch.sch_2 = appointment
-    m.sch.sch_6 = trigger.reason
-    m.sch.sch_16 = f"{FILLER}^Scheduling"
-    m.sch.sch_20 = f"{FILLER}^Scheduling"
-    m.sch.sch_25 = f"{status}^{status}^HL70278"
+    _put(m.sch, "sch_1", appointment)
+    _put(m.sch, "sch_2", appointment)
+    _put(m.sch, "sch_6", trigger.reason)
+    _put(m.sch, "sch_16", f"{FILLER}^Scheduling")
+    _put(m.sch, "sch_20", f"{FILLER}^Scheduling")
+    _put(m.sch, "sch_25", f"{status}^{status}^HL70278")
     tq1 = m.add_segment("TQ1")
-    tq1.tq1_1 = "1"
-    tq1.tq1_7 = _ts(data["starts_at"], site)
-    tq1.tq1_8 = _ts(data["ends_at"], site)
+    _put(tq1, "tq1_1", "1")
+    _put(tq1, "tq1_7", _ts(data["starts_at"], site))
+    _put(tq1, "tq1_8", _ts(data["ends_at"], site))
     if event.booking_id is not None:
         _case(m, event, trigger, site)
     else:
@@ -168,31 +186,31 @@ def _case(m: Message, event: ChangeEvent, trigger: Trigger, site: Site) -> None:
     data = event.data
     procedure = ProcedureType.objects.filter(code=data.get("procedure_type")).first()
     procedure_text = f"{data.get('procedure_type', '')}^{_escape(procedure.name) if procedure else ''}^L"
-    m.sch.sch_7 = procedure_text
-    m.sch.sch_8 = "ROUTINE^Routine^HL70276"
+    _put(m.sch, "sch_7", procedure_text)
+    _put(m.sch, "sch_8", "ROUTINE^Routine^HL70276")
     booking = event.booking
     assert booking is not None
     patient: Patient = booking.patient
     group = m.add_group("SIU_S12_PATIENT")
-    group.pid.pid_1 = "1"
-    group.pid.pid_3 = f"{_escape(patient.mrn)}^^^{_escape(site.code or FILLER)}^MR"
-    group.pid.pid_5 = f"{_escape(patient.last_name)}^{_escape(patient.first_name)}"
-    group.pid.pid_7 = patient.date_of_birth.strftime("%Y%m%d")
-    group.pid.pid_8 = SEX.get(patient.sex, "U")
+    _put(group.pid, "pid_1", "1")
+    _put(group.pid, "pid_3", f"{_escape(patient.mrn)}^^^{_escape(site.code or FILLER)}^MR")
+    _put(group.pid, "pid_5", f"{_escape(patient.last_name)}^{_escape(patient.first_name)}")
+    _put(group.pid, "pid_7", patient.date_of_birth.strftime("%Y%m%d"))
+    _put(group.pid, "pid_8", SEX.get(patient.sex, "U"))
     resources = m.add_group("SIU_S12_RESOURCES")
-    resources.rgs.rgs_1 = "1"
-    resources.rgs.rgs_2 = trigger.action
+    _put(resources.rgs, "rgs_1", "1")
+    _put(resources.rgs, "rgs_2", trigger.action)
     legs = [leg for leg in data.get("legs", []) if leg["kind"] != "patient"]
     names = _names(legs)
     room = next((leg for leg in legs if leg["kind"] == "room"), None)
     if room is not None:
         service = resources.add_group("SIU_S12_SERVICE")
-        service.ais.ais_1 = "1"
-        service.ais.ais_2 = trigger.action
-        service.ais.ais_3 = procedure_text
-        service.ais.ais_4 = _ts(room["start"], site)
-        service.ais.ais_7 = _minutes(room["start"], room["end"])
-        service.ais.ais_8 = "min^minutes"
+        _put(service.ais, "ais_1", "1")
+        _put(service.ais, "ais_2", trigger.action)
+        _put(service.ais, "ais_3", procedure_text)
+        _put(service.ais, "ais_4", _ts(room["start"], site))
+        _put(service.ais, "ais_7", _minutes(room["start"], room["end"]))
+        _put(service.ais, "ais_8", "min^minutes")
     counters = {"AIG": 0, "AIL": 0, "AIP": 0}
     for leg in legs:
         row = names.get((leg["kind"], int(leg["id"])))
@@ -201,61 +219,65 @@ def _case(m: Message, event: ChangeEvent, trigger: Trigger, site: Site) -> None:
         if leg["kind"] in ("room", "recovery_bay"):
             counters["AIL"] += 1
             ail = resources.add_group("SIU_S12_LOCATION_RESOURCE").ail
-            ail.ail_1 = str(counters["AIL"])
-            ail.ail_2 = trigger.action
+            _put(ail, "ail_1", str(counters["AIL"]))
+            _put(ail, "ail_2", trigger.action)
             prefix = "room" if leg["kind"] == "room" else "bay"
-            ail.ail_3 = f"{prefix}-{leg['id']}^^^{_escape(site.code or FILLER)}^^^^^{name}"
-            ail.ail_4 = "ROOM^Procedure room" if leg["kind"] == "room" else "BAY^Recovery bay"
-            ail.ail_6 = start
-            ail.ail_9 = minutes
-            ail.ail_10 = "min^minutes"
+            _put(ail, "ail_3", f"{prefix}-{leg['id']}^^^{_escape(site.code or FILLER)}^^^^^{name}")
+            _put(ail, "ail_4", "ROOM^Procedure room" if leg["kind"] == "room" else "BAY^Recovery bay")
+            _put(ail, "ail_6", start)
+            _put(ail, "ail_9", minutes)
+            _put(ail, "ail_10", "min^minutes")
         elif leg["kind"] == "equipment":
             counters["AIG"] += 1
             aig = resources.add_group("SIU_S12_GENERAL_RESOURCE").aig
-            aig.aig_1 = str(counters["AIG"])
-            aig.aig_2 = trigger.action
-            aig.aig_3 = f"equipment-{leg['id']}^{name}"
-            aig.aig_4 = f"{leg['role'].upper()}^{_escape(leg['role'].replace('_', ' '))}"
-            aig.aig_8 = start
-            aig.aig_11 = minutes
-            aig.aig_12 = "min^minutes"
+            _put(aig, "aig_1", str(counters["AIG"]))
+            _put(aig, "aig_2", trigger.action)
+            _put(aig, "aig_3", f"equipment-{leg['id']}^{name}")
+            _put(aig, "aig_4", f"{leg['role'].upper()}^{_escape(leg['role'].replace('_', ' '))}")
+            _put(aig, "aig_8", start)
+            _put(aig, "aig_11", minutes)
+            _put(aig, "aig_12", "min^minutes")
         elif leg["kind"] == "staff":
             counters["AIP"] += 1
             aip = resources.add_group("SIU_S12_PERSONNEL_RESOURCE").aip
-            aip.aip_1 = str(counters["AIP"])
-            aip.aip_2 = trigger.action
+            _put(aip, "aip_1", str(counters["AIP"]))
+            _put(aip, "aip_2", trigger.action)
             family, given = (_escape(row.last_name), _escape(row.first_name)) if row is not None else ("", "")
-            aip.aip_3 = f"{leg['id']}^{family}^{given}"
-            aip.aip_4 = PERSONNEL_TYPE.get(leg["role"], "STAFF^Staff")
-            aip.aip_6 = start
-            aip.aip_9 = minutes
-            aip.aip_10 = "min^minutes"
+            _put(aip, "aip_3", f"{leg['id']}^{family}^{given}")
+            _put(aip, "aip_4", PERSONNEL_TYPE.get(leg["role"], "STAFF^Staff"))
+            _put(aip, "aip_6", start)
+            _put(aip, "aip_9", minutes)
+            _put(aip, "aip_10", "min^minutes")
 
 
 def _block(m: Message, event: ChangeEvent, trigger: Trigger, site: Site) -> None:
     data = event.data
     resource = data["resource"]
     resources = m.add_group("SIU_S12_RESOURCES")
-    resources.rgs.rgs_1 = "1"
-    resources.rgs.rgs_2 = trigger.action
+    _put(resources.rgs, "rgs_1", "1")
+    _put(resources.rgs, "rgs_2", trigger.action)
     start, minutes = _ts(data["starts_at"], site), _minutes(data["starts_at"], data["ends_at"])
     if resource["kind"] == "room":
         room = ProcedureRoom.objects.filter(pk=resource["id"]).first()
         ail = resources.add_group("SIU_S12_LOCATION_RESOURCE").ail
-        ail.ail_1 = "1"
-        ail.ail_2 = trigger.action
-        ail.ail_3 = f"room-{resource['id']}^^^{_escape(site.code or FILLER)}^^^^^{_escape(str(room)) if room else ''}"
-        ail.ail_4 = "ROOM^Procedure room"
-        ail.ail_6 = start
-        ail.ail_9 = minutes
-        ail.ail_10 = "min^minutes"
+        _put(ail, "ail_1", "1")
+        _put(ail, "ail_2", trigger.action)
+        _put(
+            ail,
+            "ail_3",
+            f"room-{resource['id']}^^^{_escape(site.code or FILLER)}^^^^^{_escape(str(room)) if room else ''}",
+        )
+        _put(ail, "ail_4", "ROOM^Procedure room")
+        _put(ail, "ail_6", start)
+        _put(ail, "ail_9", minutes)
+        _put(ail, "ail_10", "min^minutes")
     else:
         item = Equipment.objects.filter(pk=resource["id"]).first()
         aig = resources.add_group("SIU_S12_GENERAL_RESOURCE").aig
-        aig.aig_1 = "1"
-        aig.aig_2 = trigger.action
-        aig.aig_3 = f"equipment-{resource['id']}^{_escape(str(item)) if item else ''}"
-        aig.aig_4 = f"{(item.kind if item else 'equipment').upper()}^Equipment"
-        aig.aig_8 = start
-        aig.aig_11 = minutes
-        aig.aig_12 = "min^minutes"
+        _put(aig, "aig_1", "1")
+        _put(aig, "aig_2", trigger.action)
+        _put(aig, "aig_3", f"equipment-{resource['id']}^{_escape(str(item)) if item else ''}")
+        _put(aig, "aig_4", f"{(item.kind if item else 'equipment').upper()}^Equipment")
+        _put(aig, "aig_8", start)
+        _put(aig, "aig_11", minutes)
+        _put(aig, "aig_12", "min^minutes")

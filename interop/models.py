@@ -53,15 +53,16 @@ class WebhookSubscription(models.Model):
 
 class Hl7Interface(models.Model):
     """An HL7 v2 receiver (an EHR, an interface engine) reached over MLLP, which is sent SIU
-    messages for cases and for blocked and reopened rooms and C-arms."""
+    messages for cases and for blocked and reopened rooms and C-arms. The application and
+    facility names are HL7 namespace ids: 20 characters at most."""
 
     name = models.CharField(max_length=80, unique=True)
     host = models.CharField(max_length=255)
     port = models.PositiveIntegerField()
-    sending_application = models.CharField(max_length=40, default="PAINSCHED")
-    sending_facility = models.CharField(max_length=40, default="CLINIC")
-    receiving_application = models.CharField(max_length=40, default="EHR")
-    receiving_facility = models.CharField(max_length=40, default="HOSPITAL")
+    sending_application = models.CharField(max_length=20, default="PAINSCHED")
+    sending_facility = models.CharField(max_length=20, default="CLINIC")
+    receiving_application = models.CharField(max_length=20, default="EHR")
+    receiving_facility = models.CharField(max_length=20, default="HOSPITAL")
     processing_id = models.CharField(max_length=1, default="P", help_text="MSH-11: P production, T training, D debug.")
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
     is_active = models.BooleanField(default=True)

@@ -193,3 +193,41 @@ def test_holds_are_not_announced_until_confirmed(clinic):
         booking_cancel(actor=None, booking=held, reason="patient_request")
         deliveries_run(now=later(1))
     assert listener.received == []
+
+
+def test_long_or_awkward_text_still_makes_a_strictly_valid_message_with_identifiers_whole(clinic):
+    patient = clinic.patients[0]
+    patient.last_name = "Núñez-" + "X" * 74
+    patient.first_name = "Zoë|^~\\&" + "Y" * 70
+    patient.mrn = "M-" + "7" * 38
+    patient.save()
+    room = clinic.rooms[0]
+    room.name = "Fluoroscopy suite " + "R" * 62
+    room.save()
+    with mllp_listener() as listener:
+        hl7_interface = interface(listener.port)
+        hl7_interface.sending_facility = "F" * 20
+        hl7_interface.save()
+        book(clinic)
+        deliveries_run(now=later(1))
+    (message,) = listener.received
+    strictly_parsed(message)
+    parsed = hl7.parse(message)
+    # The identifier travels whole; the encoding characters in the name do not break fields.
+    assert str(parsed.segment("PID")[3]).split("^")[0] == patient.mrn
+    assert str(parsed.segment("PID")[5]).startswith("Núñez-XXX")
+    assert str(parsed.segment("PID")[5]).split("^")[1].startswith("Zoë")
+    assert str(parsed.segment("MSH")[4]) == "F" * 20
+    assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+def test_a_component_over_its_hl7_length_is_cut_to_fit_not_refused():
+    from hl7apy.core import Message
+
+    from interop.hl7 import _put
+
+    message = Message("SIU_S12", version="2.5.1", validation_level=VALIDATION_LEVEL.STRICT)
+    _put(message.msh, "msh_3", "A" * 30 + "^host^DNS")
+    assert message.msh.msh_3.to_er7() == "A" * 20 + "^host^DNS"
+    _put(message.msh, "msh_4", "CLINIC")
+    assert message.msh.msh_4.to_er7() == "CLINIC"
