@@ -29,28 +29,3 @@ class ApiToken(models.Model):
     @staticmethod
     def new_raw() -> str:
         return secrets.token_urlsafe(32)
-
-
-class IdempotencyRecord(models.Model):
-    """The first response to a request with an Idempotency-Key, replayed for repeats.
-
-    Claimed (inserted without an answer) before the change it guards runs and answered after
-    it commits; the unique index makes a concurrent duplicate wait and then replay instead of
-    acting twice.
-    """
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    scope = models.CharField(max_length=100)
-    request_hash = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(null=True)
-    # The rendered bytes, so a replay is byte-for-byte what the first caller got.
-    body = models.TextField(blank=True)
-    content_type = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="api_idempotencyrecord_unique_key")]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.key}"

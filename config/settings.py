@@ -344,7 +344,7 @@ CELERY_BEAT_SCHEDULE = {
     "work-lists": {"task": "scheduling.tasks.enqueue_work_lists", "schedule": 300.0, "options": {"expires": 290}},
     # Stored answers to Idempotency-Key requests hold patient data: kept 24 hours, no longer.
     "purge-idempotency-records": {
-        "task": "api.tasks.purge_idempotency_records",
+        "task": "core.tasks.purge_idempotency_records",
         "schedule": 3600.0,
         "options": {"expires": 3500},
     },

@@ -99,3 +99,31 @@ class FeedToken(models.Model):
 
     def __str__(self) -> str:
         return f"feed token of {self.user} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request with an Idempotency-Key, replayed for repeats.
+
+    Claimed (inserted without an answer) before the change it guards runs and answered after
+    it commits; the unique index makes a concurrent duplicate wait and then replay instead of
+    acting twice.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=100)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    # The rendered bytes, so a replay is byte-for-byte what the first caller got.
+    body = models.TextField(blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        # Kept under the name it was created with, by the REST API before the FHIR operations
+        # took keys too.
+        db_table = "api_idempotencyrecord"
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="api_idempotencyrecord_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -8,8 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from api.models import IdempotencyRecord
-from core.models import AuditEvent
+from core.models import AuditEvent, IdempotencyRecord
 from patients.models import Patient
 from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.request import CaseRequest

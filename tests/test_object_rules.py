@@ -9,10 +9,9 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
-from api.idempotency import RETENTION, idempotency_records_purge
-from api.models import IdempotencyRecord
-from api.tasks import purge_idempotency_records
-from core.models import AuditEvent
+from core.idempotency import RETENTION, idempotency_records_purge
+from core.models import AuditEvent, IdempotencyRecord
+from core.tasks import purge_idempotency_records
 from outbox.models import Alert
 from patients.models import ImagingStudy, LabResult, MedicationHold, Patient
 from procedure_day.models import CaseChecklist
