@@ -426,6 +426,52 @@ def test_book_straight_from_a_proposal_and_reschedule_with_cancelled_appt_id(cli
     assert fhir_json(again, 409)["issue"][0]["code"] == "conflict"
 
 
+def test_an_idempotency_key_makes_hold_book_and_cancel_safe_to_retry(clinic):
+    import json
+
+    users = persona_users(clinic)
+    client = client_for(users["scheduler"])
+    proposal = resources(
+        fhir_json(client.get(f"{FHIR}/Appointment/$find?start={MONDAY}&end={MONDAY}&service-type=VP&_count=1"))
+    )[0]
+    body = json.dumps(parameters(appt_id=proposal["id"], patient_id=clinic.patients[0].pk))
+
+    def send(url: str, payload: str, key: str, method: str = "POST", content_type: str = "application/fhir+json"):
+        return client.generic(method, url, payload, content_type=content_type, HTTP_IDEMPOTENCY_KEY=key)
+
+    held = send(f"{FHIR}/Appointment/$hold", body, "hold-1")
+    again = send(f"{FHIR}/Appointment/$hold", body, "hold-1")
+    assert held.status_code == again.status_code == 200
+    assert again.content == held.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert Booking.objects.count() == 1
+    hold_id = resources(fhir_json(held))[0]["id"]
+
+    booking_body = json.dumps(parameters(appt_id=hold_id))
+    booked = send(f"{FHIR}/Appointment/$book", booking_body, "book-1")
+    retried = send(f"{FHIR}/Appointment/$book", booking_body, "book-1")
+    assert resources(fhir_json(booked))[0]["status"] == "booked"
+    assert retried.content == booked.content
+    assert AuditEvent.objects.filter(action="booking.confirm").count() == 1
+
+    reused = send(f"{FHIR}/Appointment/$book", json.dumps(parameters(appt_id="VP.1.m.209901011500.r1")), "book-1")
+    assert fhir_json(reused, 422)["issue"][0]["code"] == "business-rule"
+    assert "different request" in reused.json()["issue"][0]["diagnostics"]
+    bad = send(f"{FHIR}/Appointment/$book", booking_body, "")
+    assert fhir_json(bad, 400)["issue"][0]["code"] == "invalid"
+
+    patch = json.dumps([{"op": "replace", "path": "/status", "value": "cancelled"}])
+    url = f"{FHIR}/Appointment/{hold_id}"
+    cancelled = send(url, patch, "cancel-1", method="PATCH", content_type="application/json-patch+json")
+    repeated = send(url, patch, "cancel-1", method="PATCH", content_type="application/json-patch+json")
+    assert fhir_json(cancelled)["status"] == "cancelled"
+    assert repeated.content == cancelled.content
+    assert AuditEvent.objects.filter(action="booking.cancel").count() == 1
+    # Without the key the retry is refused as the service refuses it: a cancelled case stays so.
+    plain = client.generic("PATCH", url, patch, content_type="application/json-patch+json")
+    assert fhir_json(plain, 409)["issue"][0]["code"] == "conflict"
+
+
 def test_bad_operation_input_is_a_clear_outcome(clinic):
     users = persona_users(clinic)
     client = client_for(users["scheduler"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,6 +22,7 @@ from core.audit import audit_patients, audit_record
 from core.errors import BookingInvalid, Problem
 from core.roles import BOOK, SCHEDULE_READ
 from interop.fhir import build, r4
+from interop.fhir.idempotency import run_idempotent
 from interop.fhir.search import BadSearch, reference_id, split_prefixed
 from interop.fhir.views import FHIR_JSON, FhirError, FhirView, InstanceView, base_url
 from scheduling import policy
@@ -280,7 +281,10 @@ class HoldView(FhirView):
     def access(self, request: Request) -> tuple[frozenset[str], str]:
         return policy.CASE_BOOKERS, BOOK
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponseBase:
+        return run_idempotent(request, "appointment.hold", lambda: self._hold(request))
+
+    def _hold(self, request: Request) -> Response:
         params = parameters_of(request)
         proposal = _proposal(_source(params))
         patient = _proposal_patient(request, params)
@@ -315,7 +319,10 @@ class BookView(FhirView):
             raise FhirError(404, "not-found", f"No Appointment {ident!r}, or not one you may book.")
         return booking
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponseBase:
+        return run_idempotent(request, "appointment.book", lambda: self._book(request))
+
+    def _book(self, request: Request) -> Response:
         params = parameters_of(request)
         source = _source(params)
         cancelled_raw = _text(params, "cancelled-appt-id")
@@ -391,7 +398,10 @@ class AppointmentInstanceView(InstanceView):
             return policy.CANCELLERS, BOOK
         return super().access(request)
 
-    def patch(self, request: Request, ident: str, kind: str = "Appointment") -> Response:
+    def patch(self, request: Request, ident: str, kind: str = "Appointment") -> HttpResponseBase:
+        return run_idempotent(request, "appointment.cancel", lambda: self._cancel(request, ident))
+
+    def _cancel(self, request: Request, ident: str) -> Response:
         operations = request.data
         if not isinstance(operations, list) or not operations:
             raise FhirError(400, "structure", "Send a JSON Patch (a list of operations).")

@@ -648,6 +648,13 @@ class InstanceView(FhirView):
         return response
 
 
+CANCEL_DOC = "Cancel: a JSON Patch replacing /status with cancelled (and optionally /cancelationReason)."
+RETRY_DOC = (
+    " Send an Idempotency-Key header to make a retry safe: the same key with the same request replays the "
+    "first answer (Idempotent-Replayed: true); with another request it is refused (422)."
+)
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     def resource(kind: ResourceType) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -659,11 +666,12 @@ def capability_statement(base: str) -> dict[str, Any]:
             ],
         }
         if kind.name == "Appointment":
-            entry["interaction"].append({"code": "patch"})
+            entry["interaction"].append({"code": "patch", "documentation": CANCEL_DOC + RETRY_DOC})
             entry["operation"] = [
                 {
                     "name": op,
                     "definition": f"https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-{op}",
+                    **({"documentation": RETRY_DOC.strip()} if op != "find" else {}),
                 }
                 for op in ("find", "hold", "book")
             ]
