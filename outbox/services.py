@@ -81,7 +81,7 @@ def alert_resolve(*, actor: Any, alert: Alert) -> Alert:
     return current
 
 
-def event_record(
+def event_build(
     *,
     kind: str,
     occurred_at: datetime | None = None,
@@ -90,12 +90,12 @@ def event_record(
     subject_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> ChangeEvent:
-    """Record a change for other systems, inside the change's transaction. ``kind`` is a kind
-    registered with ``outbox.registry.register_event``; ``data`` holds ids, codes and times
-    only, never patient data."""
+    """A change for other systems, not yet saved. ``kind`` is a kind registered with
+    ``outbox.registry.register_event``; ``data`` holds ids, codes and times only, never
+    patient data."""
     if not registry.is_event_kind(kind):
         raise ValueError(f"Not a registered change event kind: {kind!r}.")
-    return ChangeEvent.objects.create(
+    return ChangeEvent(
         kind=kind,
         booking=booking,
         site=site if site is not None else getattr(booking, "site", None),
@@ -103,3 +103,10 @@ def event_record(
         data=data or {},
         occurred_at=occurred_at or timezone.now(),
     )
+
+
+def event_record(**fields: Any) -> ChangeEvent:
+    """Record a change for other systems inside the change's transaction (see ``event_build``)."""
+    event = event_build(**fields)
+    event.save(force_insert=True)
+    return event

@@ -8,11 +8,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.utils import timezone
-
 from outbox.models import ChangeEvent
 from outbox.registry import register_event
-from outbox.services import event_record
+from outbox.services import event_build, event_record
 from scheduling.kinds import SchedulingEvent
 from scheduling.legroles import LEG_ROLES
 from scheduling.models import Allocation, Booking, BookingStatus
@@ -46,37 +44,35 @@ def case_snapshot(booking: Booking, legs: Iterable[Allocation]) -> dict[str, Any
     }
 
 
-def unsaved_case_event(kind: str, booking: Booking, legs: Iterable[Allocation], **extra: Any) -> ChangeEvent:
-    """The event for a booking not yet inserted (written with it, in one statement)."""
-    return ChangeEvent(
-        kind=kind,
-        site_id=booking.site_id,
-        data={**case_snapshot(booking, legs), **extra},
-        occurred_at=timezone.now(),
-    )
+def resource_legs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The legs of an event's snapshot that hold a resource (room, equipment, staff, bay): the
+    patient's own leg is not one other systems book."""
+    return [leg for leg in data.get("legs", []) if leg["kind"] != "patient"]
 
 
-def _latest_legs(booking: Booking) -> list[Allocation]:
-    """The active legs, or for a closed case the last set it held (a moved case keeps its old
-    legs, inactive, with lower ids)."""
-    legs = list(Allocation.objects.filter(booking=booking).order_by("id"))
-    active = [leg for leg in legs if leg.is_active]
-    if active:
-        return active
-    last: dict[str, Allocation] = {}
-    for leg in legs:
-        last[leg.role] = leg
-    return list(last.values())
+def announced(kind: str, status: str, previous_status: str | None = None) -> bool:
+    """A hold is tentative: nothing is announced of it. Its confirmation is announced as a
+    case created; its expiry or cancellation not at all."""
+    if status == BookingStatus.HOLD:
+        return False
+    return not (previous_status == BookingStatus.HOLD and kind != SchedulingEvent.BOOKING_CREATED)
+
+
+def unsaved_case_event(kind: str, booking: Booking, legs: Iterable[Allocation], **extra: Any) -> ChangeEvent | None:
+    """The event for a booking not yet inserted (written with it, in one statement), or None
+    if the change is not announced."""
+    if not announced(kind, booking.status, extra.get("previous_status")):
+        return None
+    return event_build(kind=kind, site=booking.site, data={**case_snapshot(booking, legs), **extra})
 
 
 def case_event(
-    kind: str, booking: Booking, *, legs: list[Allocation] | None = None, **extra: Any
+    kind: str, booking: Booking, *, legs: Iterable[Allocation] | None = None, **extra: Any
 ) -> ChangeEvent | None:
-    """Record a change of a case in the caller's transaction. A hold is tentative: nothing is
-    announced of it (its confirmation is announced as created; its expiry or cancellation not
-    at all)."""
-    was_hold = extra.get("previous_status") == BookingStatus.HOLD and kind != SchedulingEvent.BOOKING_CREATED
-    if booking.status == BookingStatus.HOLD or was_hold:
+    """Record a change of a case in the caller's transaction, with ``legs`` as the case now
+    holds them (by default its active legs; a case that has just let its legs go passes the
+    ones it held), or nothing if the change is not announced."""
+    if not announced(kind, booking.status, extra.get("previous_status")):
         return None
-    snapshot = case_snapshot(booking, legs if legs is not None else _latest_legs(booking))
-    return event_record(kind=kind, booking=booking, data={**snapshot, **extra})
+    held = legs if legs is not None else Allocation.objects.filter(booking=booking, is_active=True)
+    return event_record(kind=kind, booking=booking, data={**case_snapshot(booking, held), **extra})

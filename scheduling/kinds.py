@@ -22,6 +22,10 @@ class SchedulingEvent(models.TextChoices):
         "booking.status_changed",
         "A case's status changed (check-in to discharge, no-show)",
     )
+    BOOKING_UPDATED = (
+        "booking.updated",
+        "A case's legs were re-timed on the day (its procedure ended early or late)",
+    )
     DOWNTIME_CREATED = "downtime.created", "A room or C-arm was blocked"
     DOWNTIME_CHANGED = "downtime.changed", "A block of a room or C-arm changed"
     DOWNTIME_REMOVED = "downtime.removed", "A room or C-arm was reopened"

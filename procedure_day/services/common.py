@@ -3,6 +3,7 @@ lock, and the status stamp."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from core.errors import InvalidTransition
 from procedure_day.models import CaseChecklist
 from scheduling.events import case_event
 from scheduling.kinds import SchedulingEvent
-from scheduling.models import ACTIVE_STATUSES, Booking, BookingStatus
+from scheduling.models import ACTIVE_STATUSES, Allocation, Booking, BookingStatus
 
 S = BookingStatus
 CHECK_IN_FROM = frozenset({S.SCHEDULED})
@@ -83,7 +84,11 @@ def require_status(current: Booking, allowed: frozenset[str], doing: str) -> Non
         )
 
 
-def advance(current: Booking, *, status: str, stamp: str | None, now: datetime) -> str:
+def advance(
+    current: Booking, *, status: str, stamp: str | None, now: datetime, legs: Iterable[Allocation] | None = None
+) -> str:
+    """Move the case to ``status`` (stamping the step's time) and announce it, with ``legs`` as
+    the case held them when it has just let them go (by default its active legs)."""
     previous = current.status
     current.status = status
     fields = ["status", "updated_at"]
@@ -91,5 +96,5 @@ def advance(current: Booking, *, status: str, stamp: str | None, now: datetime) 
         setattr(current, stamp, now)
         fields.append(stamp)
     current.save(update_fields=fields)
-    case_event(SchedulingEvent.BOOKING_STATUS_CHANGED, current, previous_status=previous)
+    case_event(SchedulingEvent.BOOKING_STATUS_CHANGED, current, legs=legs, previous_status=previous)
     return previous

@@ -24,7 +24,9 @@ from procedure_day.services.common import (
     require_status,
 )
 from rooms.models import RecoveryBay
+from scheduling.events import case_event
 from scheduling.guard import is_overlap_violation, lock_keys
+from scheduling.kinds import SchedulingEvent
 from scheduling.legroles import LEG_ROLES
 from scheduling.legs import room_minutes
 from scheduling.models import Allocation, Booking, LegRole
@@ -302,6 +304,8 @@ def booking_end_procedure(*, actor: Any, booking: Booking, ended_at: datetime | 
     current.procedure_ended_at = end
     current.ends_at = max(leg.ends_at for leg in legs if leg.is_active)
     current.save(update_fields=["procedure_ended_at", "ends_at", "updated_at"])
+    # Other systems hear of the room, team and bay as they are now held.
+    case_event(SchedulingEvent.BOOKING_UPDATED, current, legs=[leg for leg in legs if leg.is_active])
     result = late.result
     audit_record(
         actor=actor,

@@ -259,6 +259,7 @@ def booking_discharge(*, actor: Any, booking: Booking, escort_present: bool) -> 
     if current.starts_at < now < current.ends_at:
         current.ends_at = now
         current.save(update_fields=["ends_at"])
+    # Announced with the legs the case used: those not begun are let go, the rest end by now.
     previous = advance(current, status=S.DISCHARGED, stamp="discharged_at", now=now)
     audit_record(
         actor=actor,
@@ -291,9 +292,10 @@ def booking_no_show(*, actor: Any, booking: Booking) -> Booking:
                 "not_before": local_iso(current.arrival_at, current),
             },
         )
+    held = list(current.legs.filter(is_active=True))
     released = current.legs.filter(is_active=True).update(is_active=False)
     skipped = skip_pending(booking=current)
-    previous = advance(current, status=S.NO_SHOW, stamp=None, now=now)
+    previous = advance(current, status=S.NO_SHOW, stamp=None, now=now, legs=held)
     audit_record(
         actor=actor,
         action="booking.no_show",

@@ -358,11 +358,7 @@ def _insert(
     # Outbox rows commit with the booking; a hold gets its reminders when confirmed.
     reminders = new_reminders(booking=booking, holds=holds, now=now)
     # Other systems hear of a scheduled case now, of a hold once it is confirmed.
-    announced = (
-        [unsaved_case_event(SchedulingEvent.BOOKING_CREATED, booking, legs)]
-        if status == BookingStatus.SCHEDULED
-        else []
-    )
+    created = unsaved_case_event(SchedulingEvent.BOOKING_CREATED, booking, legs)
     # The booking, its legs, its audit record and its reminders: one statement on PostgreSQL.
     insert_tree(
         booking,
@@ -373,7 +369,7 @@ def _insert(
                 Children(Notification, [note], {"booking_id": PARENT_KEY, "dedupe_key": FromParent(key)})
                 for note, key in reminders
             ),
-            Children(ChangeEvent, announced, {"booking_id": PARENT_KEY}),
+            Children(ChangeEvent, [created] if created is not None else [], {"booking_id": PARENT_KEY}),
         ],
     )
     _remember_legs(booking, legs, written)
