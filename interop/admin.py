@@ -10,8 +10,9 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from core.admin import AuditedAdmin
-from interop.delivery import delivery_redeliver, webhook_rotate_secret
-from interop.models import Delivery, DeliveryAttempt, Hl7Interface, WebhookSubscription
+from core.errors import InvalidTransition
+from interop.delivery import delivery_redeliver, delivery_skip, webhook_rotate_secret
+from interop.models import Delivery, DeliveryAttempt, Hl7Interface, WebhookSubscription, http_url
 from outbox.registry import event_kinds
 
 
@@ -19,6 +20,7 @@ class WebhookForm(forms.ModelForm):
     url = forms.URLField(
         max_length=500,
         assume_scheme="https",
+        validators=[http_url],
         help_text="Where events are POSTed: https://, or http:// inside your own network.",
     )
     events = forms.MultipleChoiceField(
@@ -31,12 +33,6 @@ class WebhookForm(forms.ModelForm):
     class Meta:
         model = WebhookSubscription
         fields = ["name", "url", "events", "is_active"]
-
-    def clean_url(self) -> str:
-        url = str(self.cleaned_data["url"])
-        if not url.startswith(("https://", "http://")):
-            raise forms.ValidationError("Give an http(s) address.")
-        return url
 
 
 @admin.register(WebhookSubscription)
@@ -98,7 +94,7 @@ class DeliveryAdmin(AuditedAdmin):
     list_display = ["id", "event", "webhook", "interface", "status", "attempts", "next_attempt_at", "last_error"]
     list_filter = ["status", "webhook", "interface"]
     inlines = [AttemptInline]
-    actions = ["redeliver"]
+    actions = ["redeliver", "skip"]
     fields = readonly_fields = (
         "event",
         "webhook",
@@ -120,6 +116,19 @@ class DeliveryAdmin(AuditedAdmin):
 
     @admin.action(description="Redeliver the selected deliveries")
     def redeliver(self, request: HttpRequest, queryset: Any) -> None:
-        for delivery in queryset:
-            delivery_redeliver(actor=request.user, delivery=delivery)
-        self.message_user(request, f"{queryset.count()} delivery(ies) will go at the next run.")
+        self._each(request, queryset, delivery_redeliver, "will go at the next run")
+
+    @admin.action(description="Skip the selected deliveries (the cases' later messages then go)")
+    def skip(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(request, queryset, delivery_skip, "skipped")
+
+    def _each(self, request: HttpRequest, queryset: Any, service: Any, done: str) -> None:
+        count = 0
+        for delivery in queryset.order_by("event_id", "id"):
+            try:
+                service(actor=request.user, delivery=delivery)
+                count += 1
+            except InvalidTransition as exc:
+                self.message_user(request, f"Delivery {delivery.pk}: {exc.message}", messages.WARNING)
+        if count:
+            self.message_user(request, f"{count} delivery(ies) {done}.", messages.SUCCESS)

@@ -14,15 +14,16 @@ from rest_framework.response import Response
 
 from core.audit import audit_record
 from core.roles import PEOPLE_ONLY
-from interop.delivery import delivery_redeliver, webhook_rotate_secret
-from interop.models import Delivery, DeliveryAttempt, WebhookSubscription
+from interop.delivery import delivery_redeliver, delivery_skip, webhook_rotate_secret
+from interop.models import Delivery, DeliveryAttempt, WebhookSubscription, http_url
 from outbox.registry import event_kinds
 from scheduling import policy
 
 ADMINS = set(policy.CONFIGURERS)
 # Webhooks are configured by a person: no key's scope reaches them.
 PEOPLE = {
-    name: PEOPLE_ONLY for name in ("list", "retrieve", "create", "update", "partial_update", "destroy", "redeliver")
+    name: PEOPLE_ONLY
+    for name in ("list", "retrieve", "create", "update", "partial_update", "destroy", "redeliver", "skip")
 }
 
 
@@ -38,12 +39,13 @@ class WebhookSerializer(serializers.ModelSerializer):
         model = WebhookSubscription
         fields = ["id", "name", "url", "events", "is_active", "secret", "previous_secret_until", "created_at"]
         read_only_fields = ["id", "secret", "previous_secret_until", "created_at"]
-        extra_kwargs = {"url": {"help_text": "Where events are POSTed: https://, or http:// inside your own network."}}
-
-    def validate_url(self, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise serializers.ValidationError("Give an http(s) address.")
-        return value
+        extra_kwargs = {
+            "url": {
+                # The model's rule (REST framework leaves URL validators of the model aside).
+                "validators": [http_url],
+                "help_text": "Where events are POSTed: https://, or http:// inside your own network.",
+            }
+        }
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -121,8 +123,9 @@ class WebhookViewSet(viewsets.ModelViewSet):
 
 class DeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeliverySerializer
-    roles = _role_map("retrieve", "redeliver")
+    roles = _role_map("retrieve", "redeliver", "skip")
     scopes = PEOPLE
+    extra_error_statuses = {"redeliver": (409,), "skip": (409,)}
 
     def get_queryset(self) -> QuerySet[Delivery]:
         return Delivery.objects.select_related("event").prefetch_related("log").order_by("id")
@@ -132,4 +135,11 @@ class DeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def redeliver(self, request: Request, pk: str | None = None) -> Response:
         """Send it again at the next run (same event id, so the receiver can tell a repeat)."""
         delivery = delivery_redeliver(actor=request.user, delivery=self.get_object())
+        return Response(DeliverySerializer(self.get_queryset().get(pk=delivery.pk)).data)
+
+    @extend_schema(request=None, responses={200: DeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def skip(self, request: Request, pk: str | None = None) -> Response:
+        """Give up on a parked delivery so the case's later messages go to that destination."""
+        delivery = delivery_skip(actor=request.user, delivery=self.get_object())
         return Response(DeliverySerializer(self.get_queryset().get(pk=delivery.pk)).data)

@@ -8,6 +8,7 @@ arrived, and the resend carries the same MSH-10 so the receiver can drop the rep
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 
 START, END = b"\x0b", b"\x1c\x0d"
@@ -44,10 +45,13 @@ def parse_ack(raw: bytes) -> Ack:
 
 
 def send(host: str, port: int, message: str, *, timeout: float) -> Ack:
+    """Send one message and wait for its acknowledgement, all within ``timeout`` seconds from
+    the connection (a receiver trickling its answer cannot hold the sender longer)."""
     try:
         connection = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise NotSent(type(exc).__name__) from exc
+    deadline = time.monotonic() + timeout
     with connection:
         connection.settimeout(timeout)
         try:
@@ -57,6 +61,10 @@ def send(host: str, port: int, message: str, *, timeout: float) -> Ack:
         received = b""
         try:
             while END not in received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise NoAck("the acknowledgement took too long")
+                connection.settimeout(left)
                 chunk = connection.recv(4096)
                 if not chunk:
                     raise NoAck("the receiver closed the connection before acknowledging")

@@ -7,11 +7,28 @@ import secrets
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
+
+from outbox.registry import event_kinds
 
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
+
+
+# Events are POSTed over HTTP(S): no other scheme, whichever way the subscription is written.
+http_url = URLValidator(schemes=["http", "https"], message="Give an http:// or https:// address.")
+
+
+def known_event_kinds(value: object) -> None:
+    kinds = {code for code, _ in event_kinds()}
+    if not isinstance(value, list) or not all(isinstance(kind, str) for kind in value):
+        raise ValidationError("A list of event kinds.")
+    unknown = sorted(set(value) - kinds)
+    if unknown:
+        raise ValidationError(f"Not an event kind: {', '.join(unknown)}.")
 
 
 class WebhookSubscription(models.Model):
@@ -20,12 +37,14 @@ class WebhookSubscription(models.Model):
     shown to administrators only."""
 
     name = models.CharField(max_length=80)
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500, validators=[http_url])
     secret = models.CharField(max_length=80, default=new_secret)
     # After a rotation the old secret signs too, for a while, so the receiver can switch over.
     previous_secret = models.CharField(max_length=80, blank=True)
     previous_secret_until = models.DateTimeField(null=True, blank=True)
-    events = models.JSONField(default=list, blank=True, help_text="Event kinds; empty means every kind.")
+    events = models.JSONField(
+        default=list, blank=True, validators=[known_event_kinds], help_text="Event kinds; empty means every kind."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -64,7 +83,11 @@ class Hl7Interface(models.Model):
     receiving_application = models.CharField(max_length=20, default="EHR")
     receiving_facility = models.CharField(max_length=20, default="HOSPITAL")
     processing_id = models.CharField(max_length=1, default="P", help_text="MSH-11: P production, T training, D debug.")
-    timeout_seconds = models.PositiveSmallIntegerField(default=10)
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+        help_text="How long to wait to connect, and for the acknowledgement (1 to 30 s).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -80,9 +103,9 @@ class Hl7Interface(models.Model):
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
-    # Given up (too many failures, or rejected): a person looks and may redeliver.
+    # Given up (too many failures, or rejected): a person looks and redelivers or skips it.
     PARKED = "parked", "Parked"
-    # Nothing to send (an SIU for an event no trigger maps to).
+    # Given up by a person, so the case's later messages go.
     SKIPPED = "skipped", "Skipped"
 
 
@@ -102,6 +125,8 @@ class Delivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # When it was handed out, or last redelivered by hand: the give-up clock runs from here.
+    queued_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
     control_id = models.CharField(max_length=20, blank=True)

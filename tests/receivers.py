@@ -85,6 +85,8 @@ class MllpListener:
     received: list[str] = field(default_factory=list)
     # Messages it acknowledged with AA, first copy only (by MSH-10).
     processed: list[str] = field(default_factory=list)
+    # Builds the acknowledgement's bytes from the message and the code.
+    ack_bytes: Callable[[str, str], bytes] = lambda message, code: ack(message, code)
 
 
 def control_id(message: str) -> str:
@@ -131,7 +133,7 @@ def mllp_listener(port: int = 0, **options: Any) -> Iterator[MllpListener]:
                     continue
                 if decision == "AA" and control_id(message) not in {control_id(m) for m in listener.processed}:
                     listener.processed.append(message)
-                connection.sendall(ack(message, decision))
+                connection.sendall(listener.ack_bytes(message, decision))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

@@ -231,3 +231,87 @@ def test_a_component_over_its_hl7_length_is_cut_to_fit_not_refused():
     assert message.msh.msh_3.to_er7() == "A" * 20 + "^host^DNS"
     _put(message.msh, "msh_4", "CLINIC")
     assert message.msh.msh_4.to_er7() == "CLINIC"
+
+
+def test_a_late_end_of_procedure_is_an_s14_with_the_legs_as_they_are_now(clinic):
+    from procedure_day.services.late import booking_end_procedure
+    from scheduling.models import Booking
+
+    with mllp_listener() as listener:
+        interface(listener.port)
+        case = book(clinic)
+        Booking.objects.filter(pk=case.pk).update(status="in_procedure", procedure_started_at=local(MONDAY, 9))
+        case.refresh_from_db()
+        with time_machine.travel(local(MONDAY, 10, 30), tick=False):
+            booking_end_procedure(actor=None, booking=case)
+        deliveries_run(now=later(1))
+    assert [trigger(m) for m in listener.received] == ["S12", "S14"]
+    strictly_parsed(listener.received[1])
+    bay = next(s for s in hl7.parse(listener.received[1]).segments("AIL") if str(s[3]).startswith("bay-"))
+    # The recovery bay now starts when the procedure ended, 10:30.
+    assert str(bay[6]) == "20270111103000-0600"
+
+
+def test_a_rejection_keeps_the_receivers_words_out_of_the_log_and_the_alert(clinic):
+    patient = clinic.patients[0]
+
+    def ack_quoting_the_patient(message: str, code: str) -> bytes:
+        msh = message.split("\r")[0].split("|")
+        text = f"MSH|^~\\&|EHR|H|{msh[2]}|{msh[3]}|20270101000000||ACK|A{msh[9]}|P|2.5.1\r"
+        text += f"MSA|AR|{msh[9]}|Unknown patient {patient.last_name} MRN {patient.mrn}\r"
+        return b"\x0b" + text.encode() + b"\x1c\r"
+
+    with mllp_listener(answer=lambda message, n: "AR", ack_bytes=ack_quoting_the_patient) as listener:
+        interface(listener.port)
+        book(clinic)
+        deliveries_run(now=later(1))
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.PARKED
+    stored = " ".join([delivery.last_error, *(a.detail for a in delivery.log.all())])
+    stored += " " + Alert.objects.get(kind=AlertKind.INTERFACE_FAILED).message
+    assert "AR" in delivery.last_error
+    assert patient.last_name not in stored
+    assert patient.mrn not in stored
+
+
+def test_error_acks_not_unreachable_tries_count_toward_parking(clinic, settings):
+    settings.HL7_MAX_ATTEMPTS = 2
+    port = free_port()
+    interface(port)
+    book(clinic)
+    for step in range(4):
+        assert deliveries_run(now=later(1 + 3000 * step))["unreachable"] == 1
+    answers = iter(["AE", "AA"])
+    with mllp_listener(port=port, answer=lambda message, n: next(answers)):
+        deliveries_run(now=later(20000))
+        deliveries_run(now=later(24000))
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert [a.outcome for a in delivery.log.all()] == ["unreachable"] * 4 + ["retry", "delivered"]
+
+
+def test_an_acknowledgement_trickled_past_the_timeout_is_no_acknowledgement():
+    import socket
+    import threading
+    import time
+
+    from interop import mllp
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            for _ in range(20):
+                connection.sendall(b"M")
+                time.sleep(0.2)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(mllp.NoAck):
+        mllp.send("127.0.0.1", server.getsockname()[1], "MSH|^~\\&|A", timeout=1)
+    assert time.monotonic() - started < 2
+    server.close()

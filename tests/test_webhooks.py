@@ -13,7 +13,7 @@ import time_machine
 
 from core.models import AuditEvent
 from interop.delivery import deliveries_run, signature
-from interop.models import Delivery, DeliveryStatus, WebhookSubscription
+from interop.models import Delivery, DeliveryAttempt, DeliveryStatus, WebhookSubscription
 from outbox.models import Alert, AlertKind
 from procedure_day.services.transitions import booking_check_in
 from scheduling.request import CaseRequest
@@ -272,3 +272,142 @@ def test_a_redirect_is_not_a_delivery(clinic):
     assert seen == ["POST"]
     assert delivery.status == DeliveryStatus.PENDING
     assert [a.code for a in delivery.log.all()] == ["302"]
+
+
+def test_a_parked_delivery_holds_back_the_cases_later_changes_until_skipped(clinic, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    users = persona_users(clinic)
+    admin = client_for(users["admin"])
+    with webhook_receiver(fail_first=1) as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+        case = book(clinic)
+        other = book(clinic, hour=13, patient=1, recovery_bay=clinic.bays[1])
+        deliveries_run(now=later(1))
+        booking_reschedule(actor=None, booking=case, starts_at=local(MONDAY, 10), pins=clinic.resources())
+        deliveries_run(now=later(60))
+        parked = Delivery.objects.get(status=DeliveryStatus.PARKED)
+        assert parked.event.booking_id == case.pk
+        # The other case went; this case's move waits behind its parked creation.
+        assert [r["body"]["data"]["booking"] for r in receiver.accepted] == [other.pk]
+        assert "Later changes of the same case wait" in Alert.objects.get(kind=AlertKind.INTERFACE_FAILED).message
+        skipped = post(admin, f"/api/v1/deliveries/{parked.pk}/skip/", {})
+        assert skipped.status_code == 200
+        assert skipped.json()["status"] == "skipped"
+        deliveries_run(now=later(120))
+        assert [r["body"]["type"] for r in receiver.accepted] == ["booking.created", "booking.rescheduled"]
+        # The skipped creation cannot be sent now: the receiver already has the later move.
+        refused = post(admin, f"/api/v1/deliveries/{parked.pk}/redeliver/", {})
+        assert refused.status_code == 409
+        assert post(admin, f"/api/v1/deliveries/{parked.pk}/skip/", {}).status_code == 409
+    assert AuditEvent.objects.filter(action="delivery.skip").count() == 1
+
+
+def test_a_redelivery_starts_its_attempts_and_give_up_clock_afresh(clinic, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    users = persona_users(clinic)
+    port = free_port()
+    hook = subscribe(users["admin"], f"http://127.0.0.1:{port}/hooks")
+    book(clinic)
+    deliveries_run(now=later(1))
+    deliveries_run(now=later(25 * 3600))
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.PARKED
+    with time_machine.travel(later(26 * 3600), tick=False):
+        post(client_for(users["admin"]), f"/api/v1/deliveries/{delivery.pk}/redeliver/", {})
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
+    # Still down: an unreachable receiver a day after the event is waited for, not parked again.
+    assert deliveries_run(now=later(26 * 3600 + 5))["unreachable"] == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
+    with webhook_receiver() as receiver:
+        receiver.secret = hook["secret"]
+        WebhookSubscription.objects.filter(pk=hook["id"]).update(url=receiver.url)
+        deliveries_run(now=later(27 * 3600))
+    assert len(receiver.accepted) == 1
+
+
+def test_an_answer_that_is_not_http_is_retried_and_other_destinations_still_get_theirs(clinic):
+    import socket
+    import threading
+
+    users = persona_users(clinic)
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen(4)
+
+    def answer_nonsense() -> None:
+        while True:
+            try:
+                connection, _ = garbage.accept()
+            except OSError:
+                return
+            with connection:
+                # Read the whole request (until the client pauses), then answer in HL7.
+                connection.settimeout(0.3)
+                try:
+                    while connection.recv(65536):
+                        pass
+                except TimeoutError:
+                    pass
+                connection.sendall(b"\x0bMSH|^~\\&|not http\x1c\r")
+
+    threading.Thread(target=answer_nonsense, daemon=True).start()
+    try:
+        subscribe(users["admin"], f"http://127.0.0.1:{garbage.getsockname()[1]}/hooks")
+        with webhook_receiver() as receiver:
+            receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+            book(clinic)
+            outcome = deliveries_run(now=later(1))
+    finally:
+        garbage.close()
+    logs = [(a.outcome, a.code, a.detail) for a in DeliveryAttempt.objects.all()]
+    assert (outcome["retry"], outcome["delivered"]) == (1, 1), logs
+    assert len(receiver.accepted) == 1
+    failed = Delivery.objects.get(status=DeliveryStatus.PENDING)
+    assert failed.log.get().detail.startswith("not an HTTP answer")
+
+
+def test_a_change_still_being_fanned_out_holds_back_later_ones(clinic):
+    from interop.delivery import deliveries_fan_out, deliveries_send
+    from outbox.models import ChangeEvent
+
+    users = persona_users(clinic)
+    with webhook_receiver() as receiver:
+        receiver.secret = subscribe(users["admin"], receiver.url)["secret"]
+        case = book(clinic)
+        booking_reschedule(actor=None, booking=case, starts_at=local(MONDAY, 10), pins=clinic.resources())
+        first, second = ChangeEvent.objects.order_by("id")
+        # Another relay holds the creation while this one fans out (and would send) the move.
+        ChangeEvent.objects.filter(pk=second.pk).update(fanned_out_at=later(0))
+        Delivery.objects.create(
+            event=second,
+            webhook_id=WebhookSubscription.objects.get().pk,
+            subject_key=f"booking:{case.pk}",
+            next_attempt_at=later(0),
+            queued_at=later(0),
+        )
+        deliveries_send(now=later(1))
+        assert receiver.accepted == []
+        deliveries_fan_out(now=later(2))
+        deliveries_send(now=later(3))
+    assert [r["body"]["type"] for r in receiver.accepted] == ["booking.created", "booking.rescheduled"]
+    assert first.pk < second.pk
+
+
+def test_a_sender_whose_lease_ran_out_does_not_release_the_next_senders_lease(clinic):
+    from interop.delivery import _claim, _release
+
+    users = persona_users(clinic)
+    hook = WebhookSubscription.objects.get(pk=subscribe(users["admin"], "https://portal.example.org/h")["id"])
+    first = _claim(WebhookSubscription, hook.pk, later(0))
+    assert first is not None
+    assert _claim(WebhookSubscription, hook.pk, later(10)) is None
+    second = _claim(WebhookSubscription, hook.pk, later(200))
+    assert second is not None
+    _release(WebhookSubscription, hook.pk, first)
+    hook.refresh_from_db()
+    assert hook.lease_until == second
+    _release(WebhookSubscription, hook.pk, second)
+    hook.refresh_from_db()
+    assert hook.lease_until is None

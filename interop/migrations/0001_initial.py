@@ -1,4 +1,5 @@
 
+import django.core.validators
 import django.db.models.deletion
 import interop.models
 from django.conf import settings
@@ -27,7 +28,7 @@ class Migration(migrations.Migration):
                 ('receiving_application', models.CharField(default='EHR', max_length=20)),
                 ('receiving_facility', models.CharField(default='HOSPITAL', max_length=20)),
                 ('processing_id', models.CharField(default='P', help_text='MSH-11: P production, T training, D debug.', max_length=1)),
-                ('timeout_seconds', models.PositiveSmallIntegerField(default=10)),
+                ('timeout_seconds', models.PositiveSmallIntegerField(default=10, help_text='How long to wait to connect, and for the acknowledgement (1 to 30 s).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(30)])),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('lease_until', models.DateTimeField(blank=True, null=True)),
@@ -45,6 +46,7 @@ class Migration(migrations.Migration):
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('parked', 'Parked'), ('skipped', 'Skipped')], default='pending', max_length=10)),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('next_attempt_at', models.DateTimeField()),
+                ('queued_at', models.DateTimeField()),
                 ('delivered_at', models.DateTimeField(blank=True, null=True)),
                 ('last_error', models.CharField(blank=True, max_length=255)),
                 ('control_id', models.CharField(blank=True, max_length=20)),
@@ -77,11 +79,11 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=80)),
-                ('url', models.URLField(max_length=500)),
+                ('url', models.URLField(max_length=500, validators=[django.core.validators.URLValidator(message='Give an http:// or https:// address.', schemes=['http', 'https'])])),
                 ('secret', models.CharField(default=interop.models.new_secret, max_length=80)),
                 ('previous_secret', models.CharField(blank=True, max_length=80)),
                 ('previous_secret_until', models.DateTimeField(blank=True, null=True)),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event kinds; empty means every kind.')),
+                ('events', models.JSONField(blank=True, default=list, help_text='Event kinds; empty means every kind.', validators=[interop.models.known_event_kinds])),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('lease_until', models.DateTimeField(blank=True, null=True)),
