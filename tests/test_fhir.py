@@ -472,6 +472,32 @@ def test_an_idempotency_key_makes_hold_book_and_cancel_safe_to_retry(clinic):
     assert fhir_json(plain, 409)["issue"][0]["code"] == "conflict"
 
 
+def test_booking_a_hold_in_place_of_a_case_that_cannot_be_cancelled_changes_nothing(clinic):
+    users = persona_users(clinic)
+    client = client_for(users["scheduler"])
+    old = book(clinic, hour=9)
+    Booking.objects.filter(pk=old.pk).update(status="in_procedure")
+    proposal = resources(
+        fhir_json(client.get(f"{FHIR}/Appointment/$find?start=2027-01-12&end=2027-01-12&service-type=VP&_count=1"))
+    )[0]
+    held = resources(
+        fhir_json(
+            fhir_post(
+                client, f"{FHIR}/Appointment/$hold", parameters(appt_id=proposal["id"], patient_id=old.patient_id)
+            )
+        )
+    )[0]
+    answer = fhir_post(
+        client,
+        f"{FHIR}/Appointment/$book",
+        parameters(appt_id=held["id"], cancelled_appt_id=f"Appointment/{old.pk}"),
+    )
+    assert fhir_json(answer, 409)["issue"][0]["code"] == "conflict"
+    # The hold is still a hold and the case in the room is untouched.
+    assert Booking.objects.get(pk=int(held["id"])).status == "hold"
+    assert Booking.objects.get(pk=old.pk).status == "in_procedure"
+
+
 def test_bad_operation_input_is_a_clear_outcome(clinic):
     users = persona_users(clinic)
     client = client_for(users["scheduler"])

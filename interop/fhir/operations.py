@@ -10,10 +10,12 @@ the rest get a conflict.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from django.db import transaction
 from django.http import Http404, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -327,6 +329,24 @@ class BookView(FhirView):
         source = _source(params)
         cancelled_raw = _text(params, "cancelled-appt-id")
         moved_from = self._visible(request, cancelled_raw.rsplit("/", 1)[-1]) if cancelled_raw else None
+        # Booking the new place and letting the old case go succeed or fail together; a plain
+        # booking is one service call, in its own transaction as the REST API makes it.
+        with transaction.atomic() if moved_from is not None else nullcontext():
+            booked = self._place(request, params, source, moved_from)
+        audit_record(
+            actor=request.user,
+            action="fhir.appointment.book",
+            obj=booked,
+            details={
+                "from": source if not source.isdigit() else f"hold {source}",
+                "cancelled": moved_from.pk if moved_from else None,
+            },
+        )
+        return Response(_bundle(request, [build.appointment(_fresh(booked))]), content_type=FHIR_JSON)
+
+    def _place(
+        self, request: Request, params: dict[str, list[Any]], source: str, moved_from: Booking | None
+    ) -> Booking:
         if source.isdigit():
             booked = hold_confirm(actor=request.user, booking=self._visible(request, source))
             if moved_from is not None and moved_from.pk != booked.pk:
@@ -355,16 +375,7 @@ class BookView(FhirView):
                     ),
                     starts_at=proposal.start,
                 )
-        audit_record(
-            actor=request.user,
-            action="fhir.appointment.book",
-            obj=booked,
-            details={
-                "from": source if not source.isdigit() else f"hold {source}",
-                "cancelled": moved_from.pk if moved_from else None,
-            },
-        )
-        return Response(_bundle(request, [build.appointment(_fresh(booked))]), content_type=FHIR_JSON)
+        return booked
 
 
 REASON_OF_CODE = {
