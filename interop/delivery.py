@@ -48,6 +48,7 @@ from interop.models import (
 )
 from outbox.models import AlertKind, ChangeEvent
 from outbox.services import alert_raise
+from scheduling.events import resource_legs
 
 logger = logging.getLogger(__name__)
 FAN_OUT_BATCH = 500
@@ -174,8 +175,7 @@ def webhook_payload(event: ChangeEvent) -> dict[str, Any]:
         body.update({name: data[name] for name in BOOKING_FIELDS if name in data})
         body["legs"] = [
             {"role": leg["role"], "kind": leg["kind"], "id": leg["id"], "start": leg["start"], "end": leg["end"]}
-            for leg in data.get("legs", [])
-            if leg["kind"] != "patient"
+            for leg in resource_legs(data)
         ]
     else:
         body["downtime"] = event.subject_id

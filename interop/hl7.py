@@ -20,6 +20,7 @@ from hl7apy.exceptions import MaxLengthReached
 from outbox.models import ChangeEvent
 from patients.models import Patient
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
+from scheduling.events import resource_legs
 from scheduling.kinds import SchedulingEvent as E
 from scheduling.models import BookingStatus, ProcedureType
 from staff.models import StaffMember
@@ -201,7 +202,7 @@ def _case(m: Message, event: ChangeEvent, trigger: Trigger, site: Site) -> None:
     resources = m.add_group("SIU_S12_RESOURCES")
     _put(resources.rgs, "rgs_1", "1")
     _put(resources.rgs, "rgs_2", trigger.action)
-    legs = [leg for leg in data.get("legs", []) if leg["kind"] != "patient"]
+    legs = resource_legs(data)
     names = _names(legs)
     room = next((leg for leg in legs if leg["kind"] == "room"), None)
     if room is not None:
