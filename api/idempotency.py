@@ -25,9 +25,8 @@ from core.idempotency import (
     MAX_KEY_LENGTH,
     fingerprint,
     idempotency_records_purge,
-    key_answer,
     key_claim,
-    key_release,
+    key_run,
     valid_key,
 )
 from core.models import IdempotencyRecord
@@ -139,23 +138,22 @@ def run_idempotent(
         return _replay(request, decision.record, visible=visible, booking_id=subject, render_error=render_error)
     record = decision.record_id
     assert record is not None
-    try:
-        response = handler()
-    except Exception as exc:
-        rendered = render_error(exc)
-        if rendered is None:
-            key_release(record)
-            raise
-        response = rendered
-    if response.status_code >= 500:
-        key_release(record)
-        return response
-    # Rendered once: the stored bytes are the bytes sent.
-    body = JSONRenderer().render(response.data)
-    content_type = response.content_type or "application/json"
-    key_answer(record, status=response.status_code, body=body.decode(), content_type=content_type)
-    answered = HttpResponse(body, status=response.status_code, content_type=content_type)
-    for name, value in response.items():
-        if name.lower() != "content-type":
-            answered[name] = value
+    headers: dict[str, str] = {}
+
+    def respond() -> tuple[int, bytes, str]:
+        try:
+            response = handler()
+        except Exception as exc:
+            rendered = render_error(exc)
+            if rendered is None:
+                raise
+            response = rendered
+        headers.update((name, value) for name, value in response.items() if name.lower() != "content-type")
+        # Rendered once: the stored bytes are the bytes sent.
+        return response.status_code, JSONRenderer().render(response.data), response.content_type or "application/json"
+
+    status, body, content_type = key_run(record, respond)
+    answered = HttpResponse(body, status=status, content_type=content_type)
+    for name, value in headers.items():
+        answered[name] = value
     return answered

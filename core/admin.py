@@ -220,15 +220,22 @@ class ServiceAccountAddForm(forms.ModelForm):
         fields = ["name"]
 
 
-class ApiKeyInline(admin.TabularInline):
-    model = ApiKey
-    fields = ("prefix", "scopes", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent as written elsewhere: no adding, changing or deleting."""
+
     extra = 0
     can_delete = False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields or ()
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fields = ("prefix", "scopes", "created_at", "last_used_at", "revoked_at")
 
 
 @admin.register(ServiceAccount)

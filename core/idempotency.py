@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,6 +98,25 @@ def key_answer(record_id: int, *, status: int, body: str, content_type: str) -> 
             f"UPDATE {quote(IdempotencyRecord._meta.db_table)} SET {assignments} WHERE {quote(_COLUMNS['id'])} = %s",
             [status, body, content_type, record_id],
         )
+
+
+Answer = tuple[int, bytes, str]
+
+
+def key_run(record_id: int, respond: Callable[[], Answer]) -> Answer:
+    """Answer the request that claimed the key: ``respond()`` does the work and gives (status,
+    body, content type). The answer is stored for replays, unless it is a server error or
+    ``respond`` raises: then the key is given back, nothing having been done."""
+    try:
+        status, body, content_type = respond()
+    except BaseException:
+        key_release(record_id)
+        raise
+    if status >= 500:
+        key_release(record_id)
+    else:
+        key_answer(record_id, status=status, body=body.decode(), content_type=content_type)
+    return status, body, content_type
 
 
 def key_release(record_id: int) -> None:

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from core.admin import AuditedAdmin
+from core.admin import AuditedAdmin, ReadOnlyInline
 from core.errors import InvalidTransition
 from interop.delivery import delivery_redeliver, delivery_skip, webhook_rotate_secret
 from interop.models import Delivery, DeliveryAttempt, Hl7Interface, WebhookSubscription, http_url
@@ -78,15 +78,9 @@ class Hl7InterfaceAdmin(AuditedAdmin):
     ]
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
     fields = ("at", "outcome", "code", "detail", "duration_ms")
-    readonly_fields = ("at", "outcome", "code", "detail", "duration_ms")
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Delivery)

@@ -21,9 +21,8 @@ from core.idempotency import (
     HEADER,
     MAX_KEY_LENGTH,
     fingerprint,
-    key_answer,
     key_claim,
-    key_release,
+    key_run,
     valid_key,
 )
 from core.models import IdempotencyRecord
@@ -84,19 +83,17 @@ def run_idempotent(request: Request, scope: str, handler: Callable[[], Response]
         return _replay(request, decision.record)
     record = decision.record_id
     assert record is not None
-    try:
-        response = handler()
-    except Exception as exc:
-        rendered = error_response(exc)
-        if rendered is None:
-            key_release(record)
-            raise
-        response = rendered
-    if response.status_code >= 500:
-        key_release(record)
-        return response
-    # Rendered once: the stored bytes are the bytes sent, now and on every replay.
-    content = JSONRenderer().render(response.data)
-    content_type = f"{FHIR_JSON}; charset=utf-8"
-    key_answer(record, status=response.status_code, body=content.decode(), content_type=content_type)
-    return HttpResponse(content, status=response.status_code, content_type=content_type)
+
+    def respond() -> tuple[int, bytes, str]:
+        try:
+            response = handler()
+        except Exception as exc:
+            rendered = error_response(exc)
+            if rendered is None:
+                raise
+            response = rendered
+        # Rendered once: the stored bytes are the bytes sent, now and on every replay.
+        return response.status_code, JSONRenderer().render(response.data), f"{FHIR_JSON}; charset=utf-8"
+
+    status, content, content_type = key_run(record, respond)
+    return HttpResponse(content, status=status, content_type=content_type)

@@ -53,6 +53,12 @@ class Proposal:
     start: datetime
     pins: dict[str, int]
 
+    def request(self, patient: Any) -> CaseRequest:
+        """The case to book for ``patient``, on exactly the proposed resources."""
+        return CaseRequest(
+            procedure_type=self.procedure, levels=self.levels, sedation=self.sedation, patient=patient, pins=self.pins
+        )
+
 
 def proposal_key(procedure: ProcedureType, levels: int, sedation: str, start: datetime, pins: dict[str, int]) -> str:
     encoded = "-".join(f"{PIN_LETTERS[name]}{_base36(pins[name])}" for name in PIN_FIELDS if name in pins)
@@ -291,16 +297,7 @@ class HoldView(FhirView):
         proposal = _proposal(_source(params))
         patient = _proposal_patient(request, params)
         booking = booking_create(
-            actor=request.user,
-            request=CaseRequest(
-                procedure_type=proposal.procedure,
-                levels=proposal.levels,
-                sedation=proposal.sedation,
-                patient=patient,
-                pins=proposal.pins,
-            ),
-            starts_at=proposal.start,
-            status=BookingStatus.HOLD,
+            actor=request.user, request=proposal.request(patient), starts_at=proposal.start, status=BookingStatus.HOLD
         )
         audit_record(actor=request.user, action="fhir.appointment.hold", obj=booking)
         return Response(_bundle(request, [build.appointment(_fresh(booking))]), content_type=FHIR_JSON)
@@ -364,17 +361,7 @@ class BookView(FhirView):
                     booked = hold_confirm(actor=request.user, booking=booked)
             else:
                 patient = _proposal_patient(request, params)
-                booked = booking_create(
-                    actor=request.user,
-                    request=CaseRequest(
-                        procedure_type=proposal.procedure,
-                        levels=proposal.levels,
-                        sedation=proposal.sedation,
-                        patient=patient,
-                        pins=proposal.pins,
-                    ),
-                    starts_at=proposal.start,
-                )
+                booked = booking_create(actor=request.user, request=proposal.request(patient), starts_at=proposal.start)
         return booked
 
 
