@@ -14,6 +14,7 @@ and ``updated_at``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,8 +44,10 @@ class InstantFormField(forms.CharField):
         text = super().to_python(value)
         if not text:
             return None
+        # An offset's "+" left unescaped in a query string arrives as a space: read it as meant.
+        text = re.sub(r"(\d) (\d{2}:?\d{2})$", r"\1+\2", text.strip())
         try:
-            parsed = parse_datetime(text.strip())
+            parsed = parse_datetime(text)
         except ValueError:
             parsed = None
         if parsed is None:

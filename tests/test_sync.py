@@ -203,6 +203,16 @@ def test_a_cursor_is_only_good_on_the_list_and_filters_it_came_from(clinic):
     assert tampered.status_code == 400
 
 
+def test_an_unescaped_plus_in_the_offset_is_read_as_meant(clinic):
+    users = persona_users(clinic)
+    with time_machine.travel(at(1), tick=False):
+        case = book(clinic, 8, 0)
+    # "+00:00" typed into a URL without escaping arrives as " 00:00".
+    answer = client_for(users["scheduler"]).get("/api/v1/bookings/?updated_since=2027-01-04T12:00:30+00:00")
+    assert answer.status_code == 200, answer.content
+    assert [r["id"] for r in answer.json()["results"]] == [case.pk]
+
+
 def test_without_updated_since_lists_still_page_by_number(clinic):
     users = persona_users(clinic)
     book(clinic, 8, 0)
