@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "procedure_day",
     "api",
     "interop",
+    "planner",
     "web",
     "ops",
     # The htmx script, served from the project's static files.
@@ -429,6 +430,11 @@ WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_SECRET_GRACE_HOURS = int(os.environ.get("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 # Change events, their deliveries and the delivery log are kept this long once all are through.
 DELIVERY_LOG_DAYS = int(os.environ.get("DELIVERY_LOG_DAYS", "30"))
+# The day planner: its time budget per plan, how far a booked patient's time may move, how long
+# a plan is kept for its owner to look at and apply.
+PLAN_BUDGET_SECONDS = float(os.environ.get("PLAN_BUDGET_SECONDS", "10"))
+PLAN_MAX_MOVE_MINUTES = int(os.environ.get("PLAN_MAX_MOVE_MINUTES", "30"))
+PLAN_KEEP_MINUTES = int(os.environ.get("PLAN_KEEP_MINUTES", "60"))
 # A sync client's next walk over changes starts this long before its last walk began: a change
 # is stamped when written and seen when committed, and this covers the time in between.
 SYNC_SETTLE_SECONDS = int(os.environ.get("SYNC_SETTLE_SECONDS", "60"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import cached_property
@@ -390,7 +390,12 @@ LEG_COLUMNS = ("room", "equipment", "staff", "bay", "patient")
 
 
 def legs_sql(
-    ids: dict[str, list[int]], *, lo: Any, hi: Any, exclude_booking_id: int | None = None
+    ids: dict[str, list[int]],
+    *,
+    lo: Any,
+    hi: Any,
+    exclude_booking_id: int | None = None,
+    exclude_booking_ids: Collection[int] = (),
 ) -> tuple[str, list[Any]]:
     """The busy-leg part of query 2: on PostgreSQL the exclusion constraints' own expression,
     so the planner answers it from their GiST indexes."""
@@ -404,9 +409,13 @@ def legs_sql(
     else:
         overlap, overlap_params = "starts_at < %s AND ends_at > %s", [hi, lo]
     exclude = ""
-    if exclude_booking_id is not None:
+    excluded = sorted({*exclude_booking_ids, *([exclude_booking_id] if exclude_booking_id is not None else [])})
+    if len(excluded) == 1:
         exclude = " AND booking_id <> %s"
-        overlap_params.append(exclude_booking_id)
+        overlap_params.append(excluded[0])
+    elif excluded:
+        exclude = f" AND booking_id NOT IN ({_marks(excluded)})"
+        overlap_params.extend(excluded)
     sql = (
         f"SELECT 'leg', booking_id, {RESOURCE_OF_LEG}, {COLUMN_OF_LEG}, role, {_epoch('starts_at')}, "
         f"{_epoch('ends_at')}, {_epoch('expires_at')}, NULL FROM {_t(Allocation._meta.db_table)} "
@@ -423,13 +432,17 @@ def load_window(
     now: datetime,
     patient_id: int | None = None,
     exclude_booking_id: int | None = None,
+    exclude_booking_ids: Collection[int] = (),
 ) -> Window:
     """Query 2: blocks, holds and busy legs of the resources in ``ids`` overlapping
-    ``[start, end)``. Legs of ``exclude_booking_id`` (a case being moved or confirmed) are left
-    out: they will not hold anything once it is."""
+    ``[start, end)``. Legs of ``exclude_booking_id`` (a case being moved or confirmed) and of
+    ``exclude_booking_ids`` (cases being planned afresh) are left out: they will not hold
+    anything once moved."""
     ops = connection.ops
     lo, hi = ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)
-    legs, params = legs_sql(ids, lo=lo, hi=hi, exclude_booking_id=exclude_booking_id)
+    legs, params = legs_sql(
+        ids, lo=lo, hi=hi, exclude_booking_id=exclude_booking_id, exclude_booking_ids=exclude_booking_ids
+    )
 
     targets = []
     for column in ("room", "equipment"):

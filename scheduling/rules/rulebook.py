@@ -28,7 +28,7 @@ Times are integer minutes since the epoch; nothing here queries the database.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -244,7 +244,9 @@ class Rulebook:
                     keys[one.column].add(one.id)
         return {column: sorted(ids) for column, ids in keys.items()}
 
-    def read_window(self, *, lock: bool = False, exclude_booking_id: int | None = None) -> Window:
+    def read_window(
+        self, *, lock: bool = False, exclude_booking_id: int | None = None, exclude_booking_ids: Collection[int] = ()
+    ) -> Window:
         """Read the window (query 2) for every resource the case could use.
 
         ``lock``: first take the booking guard's advisory lock on each of them, in the guard's
@@ -263,6 +265,7 @@ class Rulebook:
             now=self.now,
             patient_id=self.request.patient_id,
             exclude_booking_id=exclude_booking_id,
+            exclude_booking_ids=exclude_booking_ids,
         )
         self._states.clear()
         return self.window

@@ -473,6 +473,37 @@ def booking_reschedule(
     return moved
 
 
+@dataclass(frozen=True)
+class Move:
+    """One case of a move together: where it goes, and the resources it takes there."""
+
+    booking: Booking
+    starts_at: datetime
+    pins: dict[str, int]
+
+
+def bookings_move_together(*, actor: Any, moves: list[Move]) -> list[Booking]:
+    """Move several cases at once, each exactly as ``booking_reschedule`` moves one (the same
+    rules, locks, reminders, audit and change event), in one transaction: every case's own legs
+    stop holding anything first, so one case may take the place another leaves. All or nothing:
+    on any error every case keeps its old legs.
+
+    Locking: the booking rows in id order, then each move's resource locks in turn.
+    """
+    if not moves:
+        return []
+    with transaction.atomic():
+        ids = sorted(move.booking.pk for move in moves)
+        if len(set(ids)) != len(ids):
+            raise InvalidTransition("A case appears twice in one move.", details={"bookings": ids})
+        list(Booking.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
+        Allocation.objects.filter(booking_id__in=ids, is_active=True).update(is_active=False)
+        return [
+            booking_reschedule(actor=actor, booking=move.booking, starts_at=move.starts_at, pins=move.pins)
+            for move in moves
+        ]
+
+
 def _override_still_covers(current: Booking, starts_at: datetime) -> bool:
     if current.anticoagulant_override_at is None:
         return False
