@@ -3,13 +3,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from api import auth_views
-from api.views import availability, bookings, clients, daily_list, health, patients, reference, workflow
+from api.views import availability, bookings, clients, daily_list, health, patients, planner, reference, workflow
 
 
 class Router(DefaultRouter):
-    # Ids are positive 64-bit integers; anything else is a 404 without a query.
+    # Ids are positive 64-bit integers (a plan's, a UUID); anything else is a 404 without a query.
     def get_lookup_regex(self, viewset: object, lookup_prefix: str = "") -> str:
-        return rf"(?P<{lookup_prefix}pk>[0-9]{{1,18}})"
+        pattern = getattr(viewset, "lookup_value_regex", "[0-9]{1,18}")
+        return rf"(?P<{lookup_prefix}pk>{pattern})"
 
 
 router = Router(trailing_slash=True)
@@ -35,6 +36,7 @@ router.register("imaging-studies", workflow.ImagingStudyViewSet, basename="imagi
 router.register("alerts", workflow.AlertViewSet, basename="alert")
 router.register("service-accounts", clients.ServiceAccountViewSet, basename="service-account")
 router.register("api-keys", clients.ApiKeyViewSet, basename="api-key")
+router.register("plans", planner.PlanViewSet, basename="plan")
 
 v1: list[URLPattern | URLResolver] = [
     path("auth/token/", auth_views.TokenView.as_view(), name="token"),

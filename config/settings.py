@@ -354,6 +354,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3500},
     },
+    # A plan asked for is solved within seconds of being queued; the solving is the worker's.
+    "run-queued-plans": {"task": "planner.tasks.run_queued_plans", "schedule": 3.0, "options": {"expires": 3}},
+    "purge-plans": {"task": "planner.tasks.purge_plans", "schedule": 600.0, "options": {"expires": 590}},
     "purge-delivered-changes": {
         "task": "interop.tasks.purge_delivered",
         "schedule": 3600.0,

@@ -9,6 +9,7 @@ for the recovery bays of the cases that stay as they are.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -74,6 +75,18 @@ class Day:
 
     def instant(self, minutes: int) -> datetime:
         return to_local(from_min(minutes), self.site.zone)
+
+
+def stamp(booking: Booking, legs: list[Allocation]) -> str:
+    """What a booking is, for telling later whether it changed: its status, start, last change
+    and every active leg (a change within the same clock tick still shows)."""
+    held = sorted(
+        (leg.role, leg.resource_column, leg.resource_id, leg.starts_at.isoformat(), leg.ends_at.isoformat())
+        for leg in legs
+        if leg.is_active
+    )
+    text = f"{booking.status}|{booking.starts_at.isoformat()}|{booking.updated_at.isoformat()}|{held}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def movable(booking: Booking, now: datetime) -> bool:
@@ -175,7 +188,7 @@ def load_day(
         )
         out.bookings[ident] = booking
         out.requests[ident] = request
-        out.snapshot[booking.pk] = booking.updated_at.isoformat()
+        out.snapshot[booking.pk] = stamp(booking, legs)
     for index, wanted in enumerate(waiting, start=1):
         request = wanted.request(site)
         rulebook = rulebook_for(request, lo=lo, hi=hi, now=now)

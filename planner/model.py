@@ -276,6 +276,7 @@ class _Model:
     changes: Any
     preferred: Any
     weight: Any
+    required: frozenset[str] = frozenset()
 
 
 def interchangeable(problem: DayProblem) -> dict[Key, Key]:
@@ -559,6 +560,7 @@ def build(problem: DayProblem) -> _Model:
         changes=sum(change_terms),
         preferred=sum(preferred_terms),
         weight=sum(w * lit for w, lit in weights),
+        required=frozenset(case.ident for case in problem.cases if case.required),
     )
 
 
@@ -591,7 +593,9 @@ def _hint_from(built: _Model, placements: Mapping[str, Placement], groups: Mappi
     m.clear_hints()
     for ident, start in built.starts.items():
         placed = placements.get(ident)
-        m.add_hint(built.present[ident], placed is not None)
+        if ident not in built.required:
+            # A booked case's presence is the shared constant 1: hinting it twice is invalid.
+            m.add_hint(built.present[ident], placed is not None)
         if placed is None:
             continue
         m.add_hint(start, placed.start - origin)

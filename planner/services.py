@@ -27,11 +27,11 @@ from core.audit import audit_record
 from core.errors import InvalidTransition, SchedulingError
 from patients.models import Patient
 from planner import model
-from planner.inputs import Day, Waiting, load_day, pins_of
+from planner.inputs import Day, Waiting, load_day, pins_of, stamp
 from planner.models import PlanRun, PlanStatus
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling.legroles import LegRole, kind_of_column
-from scheduling.models import Booking, BookingStatus, ProcedureType
+from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import Move, booking_create, bookings_move_together
 from staff.models import StaffMember
@@ -431,17 +431,13 @@ def plan_apply(*, actor: Any, run: PlanRun, now: datetime | None = None) -> dict
             )
         if (current.params or {}).get("what_if"):
             raise InvalidTransition("A capacity what-if is not a plan to apply.", details={"status": current.status})
-        snapshot = {int(pk): stamp for pk, stamp in (current.result or {}).get("snapshot", {}).items()}
-        booked = {
-            b.pk: b for b in Booking.objects.select_for_update(of=("self",)).filter(pk__in=snapshot).order_by("pk")
-        }
-        changed = sorted(
-            pk
-            for pk, stamp in snapshot.items()
-            if pk not in booked
-            or booked[pk].updated_at.isoformat() != stamp
-            or booked[pk].status != BookingStatus.SCHEDULED
-        )
+        snapshot = {int(pk): was for pk, was in (current.result or {}).get("snapshot", {}).items()}
+        locked = list(Booking.objects.select_for_update(of=("self",)).filter(pk__in=snapshot).order_by("pk"))
+        legs: dict[int, list[Allocation]] = {pk: [] for pk in snapshot}
+        for leg in Allocation.objects.filter(booking_id__in=snapshot, is_active=True):
+            legs[leg.booking_id].append(leg)
+        now_stamps = {b.pk: stamp(b, legs[b.pk]) for b in locked if b.status == BookingStatus.SCHEDULED}
+        changed = sorted(pk for pk, was in snapshot.items() if now_stamps.get(pk) != was)
         if changed:
             raise PlanStale(
                 f"{len(changed)} case(s) changed since the plan was made ({', '.join(map(str, changed))}); "

@@ -37,6 +37,8 @@ OWN_CASE_BOOKERS = frozenset({PHYSICIAN})
 # Book, move and confirm a hold: any case, or (physicians) their own.
 CASE_BOOKERS = BOOKERS | OWN_CASE_BOOKERS
 CANCELLERS = BOOKERS
+# Planning a whole day moves other people's cases: schedulers and admins.
+PLANNERS = BOOKERS
 PHYSICIANS = frozenset({PHYSICIAN})
 PATIENT_REGISTRARS = frozenset({ADMIN, SCHEDULER})
 MEDICATION_RECORDERS = frozenset({ADMIN, SCHEDULER, PHYSICIAN, NURSE})
