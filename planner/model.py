@@ -16,8 +16,9 @@ rulebook did. What the model adds is what no single case can see, the other plan
 It is solved in stages, each keeping the best of the one before (lexicographic):
 1. the most cases fitted (by weight; a booked case must stay);
 2. the earliest end of the day (the last patient leaving recovery);
-3. the fewest recovery bays in use at once, then the least staff idle time between their
-   cases, then the fewest booked patients moved, then the fewest resources changed.
+3. the fewest recovery bays in use at once; then the least staff idle time between cases and
+   the fewest booked patients moved, weighed together (a move costs ``MOVE_IDLE_MINUTES`` of
+   idle time); then the fewest resources changed.
 
 ``first_come_first_served`` is the baseline: each case in request order at its earliest start
 by the availability engine, around the cases placed before it.
@@ -48,12 +49,14 @@ BAY = "bay"
 GROUP = "group"
 STAFF = "staff"
 RECOVERY_ROLE = "recovery_bay"
-# Stage 3 weighs its goals lexicographically: a bay fewer at the peak outweighs any idle time,
-# a minute less idle outweighs any number of moves, a move outweighs any resource changes.
-W_PEAK = 10**10
-W_IDLE = 10**4
-W_MOVE = 10**2
+# Stage 3 weighs its goals: a bay fewer at the peak outweighs everything after it; a booked
+# patient moved costs as much as MOVE_IDLE_MINUTES of staff idle time (a patient is not moved
+# to save a tech half an hour); a resource changed on a case weighs least.
+MOVE_IDLE_MINUTES = 120
 W_CHANGE = 1
+W_IDLE = 10**3
+W_MOVE = MOVE_IDLE_MINUTES * W_IDLE
+W_PEAK = 10**12
 
 
 @dataclass(frozen=True)

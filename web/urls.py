@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web.views import board, booking, calendar, cases, day, downtime, flow, home, patients
+from web.views import board, booking, calendar, cases, day, downtime, flow, home, patients, plan
 
 app_name = "web"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("downtime/", downtime.downtime_list, name="downtime"),
     path("downtime/<int:pk>/", downtime.downtime_detail, name="downtime_detail"),
     path("downtime/<int:pk>/swap/", downtime.downtime_swap, name="downtime_swap"),
+    path("plan/", plan.plan_home, name="plan"),
+    path("plan/<uuid:pk>/", plan.plan_detail, name="plan_detail"),
+    path("plan/<uuid:pk>/apply/", plan.plan_apply_view, name="plan_apply"),
     path("calendar/", calendar.calendar_links, name="calendar"),
     path("calendar/new/", calendar.calendar_new, name="calendar_new"),
     path("calendar/off/", calendar.calendar_off, name="calendar_off"),

@@ -10,6 +10,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from scheduling.legroles import LEG_ROLES, LegRole
+
 register = template.Library()
 
 
@@ -109,3 +111,33 @@ CHECK_WORDS = {
 @register.filter
 def check_words(codes: Any) -> str:
     return ", ".join(CHECK_WORDS.get(str(code), str(code)) for code in codes or ())
+
+
+@register.filter
+def iso_hm(value: str | None) -> str:
+    """An ISO 8601 instant (given in the site's zone) as the clock reads it there."""
+    if not value:
+        return "–"
+    return datetime.fromisoformat(value).strftime("%H:%M")
+
+
+@register.filter
+def minutes_hm(value: int | None) -> str:
+    """A number of minutes as hours and minutes (a day's length)."""
+    if value is None:
+        return "–"
+    return f"{value // 60} h {value % 60:02d} min"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f} %"
+
+
+@register.filter
+def role_label(code: str) -> str:
+    """A leg role as people say it (C-arm, radiology tech...)."""
+    info = LEG_ROLES.get(code) if code in LegRole.values else None
+    return str(info.label) if info is not None else code
