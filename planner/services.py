@@ -318,6 +318,52 @@ def plan_queue(*, actor: Any, site: Site, day: date, params: dict[str, Any]) -> 
     return run
 
 
+def _what_if(
+    run: PlanRun, params: Mapping[str, Any], change: model.WhatIf, changed: Planned, progress: Progress
+) -> dict[str, Any]:
+    """The day (or its week, Monday to Friday) planned as it is beside the plan with the
+    change: how many more cases fit and how much earlier each day ends."""
+    days = [run.day]
+    if (params.get("what_if") or {}).get("week"):
+        monday = run.day - timedelta(days=run.day.weekday())
+        days = [monday + timedelta(days=n) for n in range(5)]
+    budget = params.get("budget_seconds")
+    rows: list[dict[str, Any]] = []
+    for number, day in enumerate(days, start=1):
+        progress(min(99, 50 + 50 * number // (len(days) + 1)), f"Comparing {day:%A}")
+        waiting = waiting_from(params) if day == run.day else []
+        common: dict[str, Any] = {
+            "site": run.site,
+            "day": day,
+            "waiting": waiting,
+            "budget": budget,
+            "seed": params.get("seed", 0),
+            "max_move": params.get("max_move_minutes"),
+        }
+        base = plan_day(**common)
+        with_change = changed if day == run.day else plan_day(**common, what_if=change)
+        rows.append(
+            {
+                "date": day.isoformat(),
+                "base": _figures(base.day, base.plan.figures),
+                "changed": _figures(with_change.day, with_change.plan.figures),
+            }
+        )
+    more = sum((row["changed"] or {}).get("fitted", 0) - (row["base"] or {}).get("fitted", 0) for row in rows)
+    earlier = sum(
+        (row["base"]["day_minutes"] or 0) - (row["changed"]["day_minutes"] or 0)
+        for row in rows
+        if row["base"] and row["changed"] and row["base"]["fitted"] == row["changed"]["fitted"]
+    )
+    return {
+        "asked": change.as_dict(),
+        "base": rows[days.index(run.day)]["base"],
+        "days": rows,
+        "more_cases": more,
+        "earlier_minutes": earlier,
+    }
+
+
 def plan_execute(run: PlanRun) -> PlanRun:
     """Solve a claimed run and keep its result (or why it failed) on it."""
 
@@ -339,15 +385,7 @@ def plan_execute(run: PlanRun) -> PlanRun:
         )
         data = result_data(planned)
         if what_if is not None:
-            base = plan_day(
-                site=run.site,
-                day=run.day,
-                waiting=waiting_from(params),
-                budget=params.get("budget_seconds"),
-                seed=params.get("seed", 0),
-                max_move=params.get("max_move_minutes"),
-            )
-            data["what_if"] = {"asked": what_if.as_dict(), "base": _figures(base.day, base.plan.figures)}
+            data["what_if"] = _what_if(run, params, what_if, planned, progress)
         run.result, run.status, run.error = data, PlanStatus.DONE, ""
     except model.Infeasible as exc:
         run.status = PlanStatus.FAILED

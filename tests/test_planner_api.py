@@ -150,4 +150,20 @@ def test_a_what_if_reports_the_base_beside_it_and_cannot_be_applied(clinic):
     what_if = done["result"]["what_if"]
     assert what_if["asked"]["bays"] == 2
     assert done["result"]["figures"]["plan"]["fitted"] >= what_if["base"]["fitted"]
+    assert what_if["more_cases"] == done["result"]["figures"]["plan"]["fitted"] - what_if["base"]["fitted"]
+    assert [row["date"] for row in what_if["days"]] == [MONDAY.isoformat()]
     assert post(scheduler, f"/api/v1/plans/{body['id']}/apply/", {}).status_code == 409
+
+
+def test_a_what_if_of_a_week_compares_each_weekday(clinic):
+    users = persona_users(clinic)
+    scheduler = client_for(users["scheduler"])
+    book(clinic, 9, 0)
+    body = ask(scheduler, clinic, budget_seconds=1, what_if={"bays": 1, "week": True}).json()
+    plans_run_queued()
+    done = scheduler.get(f"/api/v1/plans/{body['id']}/").json()
+    assert done["status"] == "done", done["error"]
+    days = done["result"]["what_if"]["days"]
+    assert [row["date"] for row in days] == [(MONDAY + timedelta(days=n)).isoformat() for n in range(5)]
+    assert days[0]["base"]["fitted"] == 1
+    assert all(row["base"]["fitted"] == 0 for row in days[1:])

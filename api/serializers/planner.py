@@ -51,6 +51,9 @@ class WhatIfInput(serializers.Serializer):
     bays = serializers.IntegerField(min_value=0, max_value=10, default=0, help_text="Extra recovery bays.")
     rad_techs = serializers.IntegerField(min_value=0, max_value=10, default=0, help_text="Extra radiology techs.")
     nurses = serializers.IntegerField(min_value=0, max_value=10, default=0, help_text="Extra sedation nurses.")
+    week = serializers.BooleanField(
+        default=False, help_text="Compare the whole week (Monday to Friday) of the date, not the day alone."
+    )
     without_rooms = serializers.ListField(
         child=IdField(queryset=ProcedureRoom.objects.all()),
         required=False,
@@ -98,6 +101,7 @@ class PlanInput(serializers.Serializer):
                 "rad_techs": change["rad_techs"],
                 "nurses": change["nurses"],
                 "without_rooms": [room.pk for room in change.get("without_rooms", [])],
+                "week": change["week"],
             }
         return params
 

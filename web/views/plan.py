@@ -23,6 +23,7 @@ from planner.models import PlanRun, PlanStatus
 from planner.selectors import plans_visible_to
 from planner.services import PlanStale, plan_apply, plan_queue
 from procedure_day.board import day_board
+from rooms.models import ProcedureRoom, Site
 from scheduling import policy
 from web.access import not_found, page
 from web.context import current_site
@@ -48,8 +49,9 @@ def plan_home(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, "Choose the day to plan.")
             return redirect(f"{reverse('web:plan')}?site={site.pk}")
-        run = plan_queue(actor=request.user, site=site, day=asked, params={})
+        run = plan_queue(actor=request.user, site=site, day=asked, params=_what_if_params(request, site))
         return redirect("web:plan_detail", pk=run.pk)
+    rooms = list(ProcedureRoom.objects.filter(site=site, is_active=True).order_by("name")) if site else []
     mine = plans_visible_to(request.user).filter(requested_by_id=request.user.pk)
     runs = list(mine.order_by("-created_at")[:10])
     return render(
@@ -59,11 +61,34 @@ def plan_home(request: HttpRequest) -> HttpResponse:
             "title": "Plan the day",
             "site": site,
             "runs": runs,
+            "rooms": rooms,
             "budget": round(settings.PLAN_BUDGET_SECONDS),
             "max_move": settings.PLAN_MAX_MOVE_MINUTES,
             **_nav(day),
         },
     )
+
+
+def _count(request: HttpRequest, name: str) -> int:
+    raw = request.POST.get(name, "0")
+    return min(10, max(0, int(raw))) if raw.isdigit() else 0
+
+
+def _what_if_params(request: HttpRequest, site: Site) -> dict[str, Any]:
+    """The capacity change the form asks to compare, if any (``compare`` pressed)."""
+    if "compare" not in request.POST:
+        return {}
+    room = request.POST.get("without_room", "")
+    without = [int(room)] if room.isdigit() and ProcedureRoom.objects.filter(pk=int(room), site=site).exists() else []
+    return {
+        "what_if": {
+            "bays": _count(request, "bays"),
+            "rad_techs": _count(request, "rad_techs"),
+            "nurses": _count(request, "nurses"),
+            "without_rooms": without,
+            "week": request.POST.get("week") == "1",
+        }
+    }
 
 
 COLUMNS = (("plan", "Plan"), ("first_come_first_served", "First come, first served"), ("as_booked", "As booked"))
