@@ -203,9 +203,9 @@ def test_more_recovery_bays_fit_more_and_a_room_fewer_fits_no_more(clinic):
     privileged(clinic)
     vp = clinic.vp()
     waiting = [Waiting(procedure=vp, patient=clinic.patients[i]) for i in range(10)]
-    base = plan_day(site=clinic.site, day=MONDAY, waiting=waiting, now=NOW, budget=BUDGET)
+    base = plan_day(site=clinic.site, day=MONDAY, waiting=waiting, now=NOW, budget=5)
     more = plan_day(
-        site=clinic.site, day=MONDAY, waiting=waiting, now=NOW, budget=BUDGET, what_if=model.WhatIf(bays=3, nurses=1)
+        site=clinic.site, day=MONDAY, waiting=waiting, now=NOW, budget=5, what_if=model.WhatIf(bays=3, nurses=1)
     )
     fewer = plan_day(
         site=clinic.site,
