@@ -26,7 +26,7 @@ from scheduling.legroles import LEG_ROLES, LegRole
 from scheduling.models import ACTIVE_STATUSES, Allocation, Booking, BookingStatus, ProcedureType
 from scheduling.request import CaseRequest, request_of
 from scheduling.rules import rulebook_for
-from scheduling.rules.rulebook import Rulebook, from_min, to_min
+from scheduling.rules.rulebook import Rulebook, ceil_min, from_min, to_min
 
 GRID = 5
 DEFAULT_MAX_MOVE = 30
@@ -34,9 +34,9 @@ DEFAULT_MAX_MOVE = 30
 
 @dataclass(frozen=True)
 class Waiting:
-    """A requested case on the waiting list: what to do, for whom, when the patient can come
-    (``earliest``/``latest``, aware), the physician it must have or would rather have, and how
-    much fitting it matters (``priority``, 1 and up)."""
+    """A requested case on the waiting list: what to do, for whom, when the patient can arrive
+    from (``earliest``) and by when the case must start (``latest``), both aware; the physician
+    it must have or would rather have, and how much fitting it matters (``priority``, 1 and up)."""
 
     procedure: ProcedureType
     patient: Patient
@@ -90,8 +90,9 @@ def stamp(booking: Booking, legs: list[Allocation]) -> str:
 
 
 def movable(booking: Booking, now: datetime) -> bool:
-    """A scheduled case that has not begun may be moved; anything under way, held or past stays."""
-    return booking.status == BookingStatus.SCHEDULED and booking.starts_at > now
+    """A scheduled case whose patient is not yet due may be moved; anything under way, held or
+    whose patient is (or should be) here stays."""
+    return booking.status == BookingStatus.SCHEDULED and booking.arrival_at > now
 
 
 def day_bookings(site: Site, day: date) -> QuerySet[Booking]:
@@ -175,13 +176,16 @@ def load_day(
         rulebook.read_window(exclude_booking_ids=exclude)
         current = to_min(booking.starts_at)
         ident = f"b{booking.pk}"
+        # Nor may a move ask the patient to have arrived already.
+        lead = to_min(booking.starts_at) - to_min(booking.arrival_at)
+        earliest = max(current - max_move, ceil_min(now) + lead)
         cases.append(
             _case(
                 ident,
                 rulebook,
                 site,
                 day,
-                window=(current - max_move, current + max_move),
+                window=(earliest, current + max_move),
                 current=current,
                 current_keys=keys,
             )
@@ -193,7 +197,9 @@ def load_day(
         request = wanted.request(site)
         rulebook = rulebook_for(request, lo=lo, hi=hi, now=now)
         rulebook.read_window(exclude_booking_ids=exclude)
-        first = to_min(wanted.earliest) if wanted.earliest else lo
+        # The patient's earliest is when they can arrive: the case starts its arrival lead after.
+        lead = -min((spec.offset for spec in request.legs), default=0)
+        first = to_min(wanted.earliest) + lead if wanted.earliest else lo
         last = to_min(wanted.latest) if wanted.latest else hi
         preferred = (
             {str(LegRole.PHYSICIAN): ("staff", wanted.preferred_physician)} if wanted.preferred_physician else {}

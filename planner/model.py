@@ -211,14 +211,47 @@ def idle(spans: Sequence[Span]) -> int:
 # --- the baseline ---------------------------------------------------------------------------
 
 
+def _as_booked(case: PlanCase, busy: Mapping[Key, list[Span]]) -> Placement | None:
+    """A booked case where it is, on what it holds, if that is still free around ``busy``."""
+    if case.current is None:
+        return None
+    keys: dict[str, Key] = {}
+    for pool in case.pools:
+        lo, hi = case.current + pool.offset, case.current + pool.offset + pool.minutes
+        held = case.current_keys.get(pool.role)
+        options = [c for c in pool.candidates if held is None or c.key == held]
+        fits = [
+            c
+            for c in options
+            if engine.contains(c.free if c.key[0] == SITE else engine.subtract(c.free, busy.get(c.key, [])), lo, hi)
+        ]
+        if not fits:
+            return None
+        keys[pool.role] = fits[0].key
+    return Placement(case.ident, case.current, keys)
+
+
 def first_come_first_served(problem: DayProblem) -> Result:
-    """Each case in request order at the earliest start the availability engine finds for it
-    around the cases placed before it (booked cases first, as they are already in the day)."""
+    """The day as first come, first served would have it: booked cases where they are (they
+    came first), then each requested case in order at the earliest start the availability
+    engine finds for it around the cases placed before it."""
     started = time.perf_counter()
     busy: dict[Key, list[Span]] = defaultdict(list)
     placements: dict[str, Placement] = {}
     order = sorted(problem.cases, key=lambda case: not case.required)
+
+    def hold(case: PlanCase, placed: Placement) -> None:
+        placements[case.ident] = placed
+        for pool in case.pools:
+            key = placed.keys.get(pool.role)
+            if key is not None and key[0] != SITE:
+                busy[key].append((placed.start + pool.offset, placed.start + pool.offset + pool.minutes))
+
     for case in order:
+        kept = _as_booked(case, busy)
+        if kept is not None:
+            hold(case, kept)
+            continue
         pools = [
             engine.LegPool(
                 pool.role,
@@ -244,12 +277,7 @@ def first_come_first_served(problem: DayProblem) -> Result:
         if not found:
             continue
         chosen = found[0]
-        keys = {role: candidate.key for role, candidate in chosen.resources.items()}
-        placements[case.ident] = Placement(case.ident, chosen.start, keys)
-        for pool in case.pools:
-            key = keys.get(pool.role)
-            if key is not None and key[0] != SITE:
-                busy[key].append((chosen.start + pool.offset, chosen.start + pool.offset + pool.minutes))
+        hold(case, Placement(case.ident, chosen.start, {role: c.key for role, c in chosen.resources.items()}))
     return Result(placements, figures(problem, placements), "feasible", time.perf_counter() - started)
 
 
@@ -323,9 +351,11 @@ def _grouped(pool: engine.LegPool, groups: Mapping[Key, Key]) -> list[engine.Can
 
 
 def _hand_out(problem: DayProblem, placements: dict[str, Placement], groups: Mapping[Key, Key]) -> None:
-    """Name the resource of every leg that took "one of a group": in order of start, each takes
-    a member free by then, the one it held as booked where it can (the model saw to it that a
-    group is never over-full, and its members are free at the same times)."""
+    """Name the resource of every leg that took "one of a group". Each booked case keeps the
+    member it holds where that member is free for it; the other legs, in order of start, take a
+    member free by then. Should keeping members as booked leave a leg without one (a group's
+    members are free at the same times, and the model saw to it that a group is never over-full,
+    so taking them in order of start always works), they are all taken in order of start."""
     if not groups:
         return
     members: dict[Key, list[Key]] = defaultdict(list)
@@ -339,14 +369,46 @@ def _hand_out(problem: DayProblem, placements: dict[str, Placement], groups: Map
             if taken is not None and taken[0] == GROUP:
                 start = placed.start + pool.offset
                 legs.append((start, start + pool.minutes, ident, pool.role, taken))
-    free_at: dict[Key, int] = {}
-    for start, end, ident, role, group in sorted(legs):
-        own = cases[ident].current_keys.get(role)
-        ready = [key for key in members[group] if free_at.get(key, start) <= start]
-        key = own if own is not None and own in ready else ready[0]
-        free_at[key] = end
+    legs.sort()
+    chosen = _assign(legs, members, cases, keep_own=True) or _assign(legs, members, cases, keep_own=False)
+    assert chosen is not None
+    for (_, _, ident, role, _), key in zip(legs, chosen, strict=True):
         placed = placements[ident]
         placements[ident] = Placement(ident, placed.start, {**placed.keys, role: key})
+
+
+def _assign(
+    legs: list[tuple[int, int, str, str, Key]],
+    members: Mapping[Key, list[Key]],
+    cases: Mapping[str, PlanCase],
+    *,
+    keep_own: bool,
+) -> list[Key] | None:
+    taken: dict[Key, list[Span]] = defaultdict(list)
+
+    def free(key: Key, start: int, end: int) -> bool:
+        return all(end <= s or e <= start for s, e in taken[key])
+
+    out: list[Key | None] = [None] * len(legs)
+    if keep_own:
+        for index, (start, end, ident, role, group) in enumerate(legs):
+            own = cases[ident].current_keys.get(role)
+            if own is not None and own in members[group] and free(own, start, end):
+                taken[own].append((start, end))
+                out[index] = own
+    for index, (start, end, _, _, group) in enumerate(legs):
+        if out[index] is not None:
+            continue
+        ready = [key for key in members[group] if free(key, start, end)]
+        if not ready:
+            return None
+        taken[ready[0]].append((start, end))
+        out[index] = ready[0]
+    return [key for key in out if key is not None]
+
+
+def _patient_keys(case: PlanCase) -> list[Key]:
+    return [c.key for pool in case.pools if pool.role == "patient" for c in pool.candidates]
 
 
 def _likeness(case: PlanCase) -> tuple[Any, ...]:
@@ -463,8 +525,15 @@ def build(problem: DayProblem) -> _Model:
     # Cases alike but for their patient (the same procedure, levels, sedation and window, for
     # patients free the same times) could trade places in any plan: take them in one order.
     twins: dict[tuple[Any, ...], list[PlanCase]] = defaultdict(list)
+    patients: dict[Key, int] = defaultdict(int)
     for case in problem.cases:
-        if case.ident in starts and not case.required and not case.preferred:
+        for key in _patient_keys(case):
+            patients[key] += 1
+    for case in problem.cases:
+        # A patient in two planned cases cannot trade places with another: their cases keep
+        # apart from each other.
+        alone = all(patients[key] == 1 for key in _patient_keys(case))
+        if case.ident in starts and not case.required and not case.preferred and alone:
             twins[_likeness(case)].append(case)
     for alike in twins.values():
         for before, after in itertools.pairwise(alike):
@@ -671,6 +740,14 @@ def solve(
         _hint(built, solver)
         return solver
 
+    def nothing_found() -> Result:
+        """No stage found a plan: proven impossible (a booked case cannot keep a place), or
+        out of time, when the baseline given as the hint is the answer."""
+        if (stages and stages[-1].status == "infeasible") or hint is None:
+            raise Infeasible([case.ident for case in problem.cases if case.required])
+        placements = dict(hint)
+        return Result(placements, figures(problem, placements), "feasible", time.perf_counter() - started, stages)
+
     m = built.model
     all_required = all(case.required for case in problem.cases)
     bound_weight = None
@@ -678,35 +755,49 @@ def solve(
         m.maximize(built.weight)
         first = stage("cases fitted", 0.3)
         if first is None:
-            raise Infeasible([case.ident for case in problem.cases if case.required])
+            return nothing_found()
         weight = round(first.objective_value)
         bound_weight = math.floor(first.best_objective_bound + 1e-6)
         m.add(built.weight >= weight)
     m.minimize(built.day_end)
     second = stage("end of the day", 0.6)
     if second is None and best is None:
-        raise Infeasible([case.ident for case in problem.cases if case.required])
+        return nothing_found()
+    assert best is not None
     bound_day_end = None
     if second is not None:
         m.add(built.day_end <= round(second.objective_value))
         bound_day_end = origin + math.ceil(second.best_objective_bound - 1e-6)
+    else:
+        # Out of time on the end of the day: the next stage may not end it later than found.
+        m.add(built.day_end <= best.value(built.day_end))
     m.minimize(
         W_PEAK * built.peak + W_IDLE * built.idle + W_MOVE * built.moves + W_CHANGE * built.changes - built.preferred
     )
     stage("bays, idle time, moves", 1.0)
-    assert best is not None
     placements = _placements(built, best, origin)
     _hand_out(problem, placements, interchangeable(problem))
+    plan = figures(problem, placements)
+    if hint is not None:
+        # The solver starts from the hint but a hint is only a hint: keep the better of the two.
+        baseline = figures(problem, hint)
+        if _rank(baseline) < _rank(plan):
+            placements, plan = dict(hint), baseline
     optimal = all(s.status == "optimal" for s in stages)
     return Result(
         placements,
-        figures(problem, placements),
+        plan,
         "optimal" if optimal else "feasible",
         time.perf_counter() - started,
         stages,
         bound_weight=bound_weight if bound_weight is not None else sum(c.weight for c in problem.cases),
         bound_day_end=bound_day_end,
     )
+
+
+def _rank(figures: Figures) -> tuple[int, int]:
+    """The first two stages' order: more weight fitted, then an earlier end of the day."""
+    return (-figures.weight, figures.day_end if figures.day_end is not None else 0)
 
 
 # --- capacity what-if -----------------------------------------------------------------------

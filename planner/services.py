@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,13 +27,13 @@ from core.audit import audit_record
 from core.errors import InvalidTransition, SchedulingError
 from patients.models import Patient
 from planner import model
-from planner.inputs import Day, Waiting, load_day, pins_of, stamp
+from planner.inputs import Day, Waiting, load_day, movable, pins_of, stamp
 from planner.models import PlanRun, PlanStatus
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling.legroles import LegRole, kind_of_column
-from scheduling.models import Allocation, Booking, BookingStatus, ProcedureType
+from scheduling.models import ACTIVE_STATUSES, Allocation, Booking, ProcedureType
 from scheduling.request import CaseRequest
-from scheduling.services.bookings import Move, booking_create, bookings_move_together
+from scheduling.services.bookings import Move, booking_create, bookings_move_together, lock_for_cases
 from staff.models import StaffMember
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,10 @@ def steps_of(day: Day, placements: Mapping[str, model.Placement]) -> list[Step]:
 def carry_out(actor: Any, steps: list[Step]) -> tuple[list[Booking], list[Booking]]:
     """Write the steps through the booking services, in the caller's transaction: the moves
     together, then the new cases. Raises what the services raise; nothing is kept then."""
+    lock_for_cases(
+        (s.pins, s.booking.patient_id if s.booking is not None else s.request.patient_id if s.request else None)
+        for s in steps
+    )
     moves = [Move(s.booking, s.starts_at, dict(s.pins)) for s in steps if s.booking is not None]
     moved = bookings_move_together(actor=actor, moves=moves)
     created = [
@@ -266,6 +270,9 @@ def result_data(planned: Planned) -> dict[str, Any]:
             "weight": plan.bound_weight,
             "day_end": day.instant(bound_end).isoformat() if bound_end is not None else None,
             "gap": gap,
+            "gap_cases": round(max(0, (plan.bound_weight or 0) - plan.figures.weight) / plan.bound_weight, 4)
+            if plan.bound_weight
+            else 0.0,
         },
         "stages": [
             {"name": s.name, "status": s.status, "value": s.value, "bound": s.bound, "seconds": round(s.seconds, 2)}
@@ -307,6 +314,14 @@ def plan_queue(*, actor: Any, site: Site, day: date, params: dict[str, Any]) -> 
     """Ask for a plan; a worker solves it (``plans_run_queued``). ``params``: ``waiting_list``
     (ids and codes), ``budget_seconds``, ``seed``, ``max_move_minutes``, ``what_if``."""
     now = timezone.now()
+    active = PlanRun.objects.filter(
+        requested_by_id=getattr(actor, "pk", None), status__in=[PlanStatus.QUEUED, PlanStatus.RUNNING]
+    )
+    if active.count() >= ACTIVE_PLANS_PER_PERSON:
+        raise InvalidTransition(
+            f"You have {ACTIVE_PLANS_PER_PERSON} plans being made; wait for one to finish.",
+            details={"active": active.count()},
+        )
     run = PlanRun.objects.create(
         site=site,
         day=day,
@@ -318,6 +333,16 @@ def plan_queue(*, actor: Any, site: Site, day: date, params: dict[str, Any]) -> 
     return run
 
 
+# Capacity is measured, not a day to apply: booked cases may go anywhere in their day.
+WHAT_IF_MOVE = 24 * 60
+# Plans one person may have queued or running at once.
+ACTIVE_PLANS_PER_PERSON = 3
+
+
+def _budget(params: Mapping[str, Any]) -> float:
+    return float(params.get("budget_seconds") or settings.PLAN_BUDGET_SECONDS)
+
+
 def _what_if(
     run: PlanRun, params: Mapping[str, Any], change: model.WhatIf, changed: Planned, progress: Progress
 ) -> dict[str, Any]:
@@ -326,8 +351,8 @@ def _what_if(
     days = [run.day]
     if (params.get("what_if") or {}).get("week"):
         monday = run.day - timedelta(days=run.day.weekday())
-        days = [monday + timedelta(days=n) for n in range(5)]
-    budget = params.get("budget_seconds")
+        days = sorted({run.day, *(monday + timedelta(days=n) for n in range(5))})
+    budget = _budget(params) / (2 if len(days) > 1 else 1)
     rows: list[dict[str, Any]] = []
     for number, day in enumerate(days, start=1):
         progress(min(99, 50 + 50 * number // (len(days) + 1)), f"Comparing {day:%A}")
@@ -338,7 +363,7 @@ def _what_if(
             "waiting": waiting,
             "budget": budget,
             "seed": params.get("seed", 0),
-            "max_move": params.get("max_move_minutes"),
+            "max_move": WHAT_IF_MOVE,
         }
         base = plan_day(**common)
         with_change = changed if day == run.day else plan_day(**common, what_if=change)
@@ -373,13 +398,14 @@ def plan_execute(run: PlanRun) -> PlanRun:
     params = run.params or {}
     try:
         what_if = model.WhatIf.of(params["what_if"]) if params.get("what_if") else None
+        week = bool((params.get("what_if") or {}).get("week"))
         planned = plan_day(
             site=run.site,
             day=run.day,
             waiting=waiting_from(params),
-            budget=params.get("budget_seconds"),
+            budget=_budget(params) / (2 if week else 1),
             seed=params.get("seed", 0),
-            max_move=params.get("max_move_minutes"),
+            max_move=WHAT_IF_MOVE if what_if is not None else params.get("max_move_minutes"),
             what_if=what_if,
             progress=progress,
         )
@@ -401,7 +427,11 @@ def plan_execute(run: PlanRun) -> PlanRun:
         run.status, run.error = PlanStatus.FAILED, "The planner failed; try again, or with a larger budget."
     run.finished_at = timezone.now()
     run.progress = 100
-    run.save(update_fields=["result", "status", "error", "finished_at", "progress"])
+    # Only while it is still this worker's: a run failed meanwhile as stuck stays failed.
+    PlanRun.objects.filter(pk=run.pk, status=PlanStatus.RUNNING).update(
+        result=run.result, status=run.status, error=run.error, finished_at=run.finished_at, progress=100
+    )
+    run.refresh_from_db()
     return run
 
 
@@ -439,6 +469,16 @@ def plans_purge(*, now: datetime | None = None) -> int:
 
 
 def _steps_from(run: PlanRun) -> list[Step]:
+    try:
+        return _read_steps(run)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidTransition(
+            "Something the plan names no longer exists (a patient, a case or a procedure); plan the day again.",
+            details={"status": run.status},
+        ) from exc
+
+
+def _read_steps(run: PlanRun) -> list[Step]:
     result = run.result or {}
     rows = [row for row in result.get("cases", []) if row["booking"] is None or row["moved_minutes"] or row["changed"]]
     bookings = Booking.objects.in_bulk([row["booking"] for row in rows if row["booking"] is not None])
@@ -461,7 +501,7 @@ def plan_apply(*, actor: Any, run: PlanRun, now: datetime | None = None) -> dict
     services raise if the day changed around it. Nothing is written when refused."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = PlanRun.objects.select_for_update().select_related("site").get(pk=run.pk)
+        current = PlanRun.objects.select_for_update(of=("self",)).select_related("site").get(pk=run.pk)
         if current.status != PlanStatus.DONE or current.expires_at <= now:
             raise InvalidTransition(
                 "Only a finished plan can be applied, within the hour it is kept.",
@@ -469,12 +509,17 @@ def plan_apply(*, actor: Any, run: PlanRun, now: datetime | None = None) -> dict
             )
         if (current.params or {}).get("what_if"):
             raise InvalidTransition("A capacity what-if is not a plan to apply.", details={"status": current.status})
+        if not (current.result or {}).get("verified"):
+            raise InvalidTransition(
+                "The booking rules refused this plan when it was made; plan the day again.",
+                details={"status": current.status},
+            )
         snapshot = {int(pk): was for pk, was in (current.result or {}).get("snapshot", {}).items()}
         locked = list(Booking.objects.select_for_update(of=("self",)).filter(pk__in=snapshot).order_by("pk"))
         legs: dict[int, list[Allocation]] = {pk: [] for pk in snapshot}
         for leg in Allocation.objects.filter(booking_id__in=snapshot, is_active=True):
             legs[leg.booking_id].append(leg)
-        now_stamps = {b.pk: stamp(b, legs[b.pk]) for b in locked if b.status == BookingStatus.SCHEDULED}
+        now_stamps = {b.pk: stamp(b, legs[b.pk]) for b in locked if movable(b, now)}
         changed = sorted(pk for pk, was in snapshot.items() if now_stamps.get(pk) != was)
         if changed:
             raise PlanStale(
@@ -482,7 +527,22 @@ def plan_apply(*, actor: Any, run: PlanRun, now: datetime | None = None) -> dict
                 "plan the day again.",
                 details={"changed": changed},
             )
-        moved, created = carry_out(actor, _steps_from(current))
+        steps = _steps_from(current)
+        waiting = {s.request.patient_id for s in steps if s.request is not None}
+        midnight = datetime.combine(current.day, time(0), tzinfo=current.site.zone)
+        already = sorted(
+            set(
+                Booking.objects.filter(patient_id__in=waiting, status__in=ACTIVE_STATUSES)
+                .filter(starts_at__gte=midnight, starts_at__lt=midnight + timedelta(days=1))
+                .values_list("patient_id", flat=True)
+            )
+        )
+        if already:
+            raise PlanStale(
+                "A patient of the waiting list has been booked for that day since the plan was made; plan it again.",
+                details={"changed": [], "patients_booked": already},
+            )
+        moved, created = carry_out(actor, steps)
         current.status = PlanStatus.APPLIED
         current.save(update_fields=["status"])
         applied = {"moved": [b.pk for b in moved], "created": [b.pk for b in created]}

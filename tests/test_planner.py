@@ -6,6 +6,7 @@ service, and a stale plan is refused and changes nothing."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
@@ -236,3 +237,29 @@ def test_runs_are_kept_an_hour_and_purged_after(clinic):
     assert plans_purge(now=timezone.now() + timedelta(minutes=59)) == 0
     assert plans_purge(now=timezone.now() + timedelta(minutes=61)) == 1
     assert not PlanRun.objects.exists()
+
+
+def test_a_case_whose_patient_is_due_already_is_not_moved(clinic):
+    import time_machine
+
+    early = book(clinic, 9, 0)
+    later = book(clinic, 13, 1, recovery_bay=clinic.bays[1])
+    # 08:15: the 09:00 patient (due at 08:00) is here or late; the 13:00 one is not due yet.
+    with time_machine.travel(local(MONDAY, 8, 15), tick=False):
+        planned = plan_day(site=clinic.site, day=MONDAY, budget=BUDGET)
+    assert set(planned.day.bookings) == {f"b{later.pk}"}
+    assert f"b{early.pk}" not in planned.plan.placements
+    start = planned.day.instant(planned.plan.placements[f"b{later.pk}"].start)
+    # Nor is the later patient asked to have arrived before now.
+    assert start - timedelta(minutes=60) >= local(MONDAY, 8, 15)
+
+
+def test_first_come_first_served_keeps_booked_cases_as_booked(clinic):
+    booked = [book(clinic, 9, 0), book(clinic, 13, 1, recovery_bay=clinic.bays[1])]
+    planned = plan_day(site=clinic.site, day=MONDAY, now=NOW, budget=BUDGET)
+    baseline = planned.baseline
+    for booking in booked:
+        placed = baseline.placements[f"b{booking.pk}"]
+        assert planned.day.instant(placed.start) == booking.starts_at
+    assert baseline.figures.moves == 0
+    assert baseline.figures.changes == 0

@@ -167,3 +167,58 @@ def test_a_what_if_of_a_week_compares_each_weekday(clinic):
     assert [row["date"] for row in days] == [(MONDAY + timedelta(days=n)).isoformat() for n in range(5)]
     assert days[0]["base"]["fitted"] == 1
     assert all(row["base"]["fitted"] == 0 for row in days[1:])
+
+
+def test_a_waiting_list_is_checked_against_the_catalogue_and_lists_a_patient_once(clinic):
+    users = persona_users(clinic)
+    scheduler = client_for(users["scheduler"])
+    twice = ask(
+        scheduler,
+        clinic,
+        waiting_list=[
+            {"patient": clinic.patients[0].pk, "procedure_type": "VP"},
+            {"patient": clinic.patients[0].pk, "procedure_type": "MBB"},
+        ],
+    )
+    assert twice.status_code == 400
+    assert "twice" in twice.content.decode()
+    too_many_levels = ask(
+        scheduler, clinic, waiting_list=[{"patient": clinic.patients[0].pk, "procedure_type": "VP", "levels": 9}]
+    )
+    assert too_many_levels.status_code == 400
+    assert not PlanRun.objects.exists()
+
+
+def test_a_person_has_at_most_three_plans_being_made(clinic):
+    users = persona_users(clinic)
+    scheduler = client_for(users["scheduler"])
+    for _ in range(3):
+        assert ask(scheduler, clinic).status_code == 202
+    fourth = ask(scheduler, clinic)
+    assert fourth.status_code == 409
+    assert PlanRun.objects.count() == 3
+
+
+def test_a_plan_the_rules_refused_or_whose_waiting_patient_was_booked_meanwhile_is_not_applied(clinic):
+    users = persona_users(clinic)
+    scheduler = client_for(users["scheduler"])
+    waiting = [{"patient": clinic.patients[5].pk, "procedure_type": "VP"}]
+    body = ask(scheduler, clinic, waiting_list=waiting).json()
+    plans_run_queued()
+    run = PlanRun.objects.get(pk=body["id"])
+    # Booked meanwhile, at another time of that day.
+    booking_create(
+        actor=None,
+        request=CaseRequest(procedure_type=clinic.vp(), patient=clinic.patients[5], pins=clinic.resources()),
+        starts_at=local(MONDAY, 15),
+    )
+    refused = post(scheduler, f"/api/v1/plans/{run.pk}/apply/", {})
+    assert refused.status_code == 409
+    assert refused.json()["errors"]["patients_booked"] == [clinic.patients[5].pk]
+    assert Booking.objects.filter(patient=clinic.patients[5]).count() == 1
+    result = dict(run.result)
+    result["verified"] = False
+    PlanRun.objects.filter(pk=run.pk).update(result=result)
+    unverified = post(scheduler, f"/api/v1/plans/{run.pk}/apply/", {})
+    assert unverified.status_code == 409
+    assert "refused this plan" in unverified.json()["detail"]

@@ -129,3 +129,21 @@ def test_a_booked_case_stays_within_its_move_and_keeps_what_it_can():
     assert abs(placed.start - 600) <= 15
     assert placed.keys["room"] == ("room", 2)
     assert result.figures.fitted == 2
+
+
+def test_one_patient_in_two_cases_is_never_in_both_at_once():
+    day = (420, 1080)
+
+    def case(ident: str, patient: int) -> model.PlanCase:
+        pools = (
+            engine.LegPool("patient", -30, 120, [engine.Candidate(("patient", patient), [(0, 1440)])]),
+            engine.LegPool("room", 0, 40, [engine.Candidate(("room", 1), [day]), engine.Candidate(("room", 2), [day])]),
+            engine.LegPool("recovery_bay", 30, 60, [engine.Candidate(("bay", b), [day]) for b in (1, 2, 3)]),
+        )
+        return model.PlanCase(ident, pools, (day,))
+
+    problem = model.DayProblem((case("w1", 7), case("w2", 7), case("w3", 8)), (0, 1440), 420)
+    result = model.solve(problem, budget=2.0, seed=0, workers=1)
+    assert result.figures.fitted == 3
+    first, second = sorted(result.placements[i].start for i in ("w1", "w2"))
+    assert second - 30 >= first + 90

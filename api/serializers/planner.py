@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, IdField
+from core.errors import BookingInvalid
 from patients.models import Patient
 from planner.models import PlanRun
 from rooms.models import ProcedureRoom, Site
 from scheduling.models import ProcedureType, Sedation
+from scheduling.request import CaseRequest
 from staff.models import StaffMember
 
 
 class WaitingCaseInput(serializers.Serializer):
-    patient = IdField(queryset=Patient.objects.all(), help_text="The patient to fit in (by id).")
+    patient = IdField(queryset=Patient.objects.none(), help_text="The patient to fit in (by id).")
     procedure_type = serializers.SlugRelatedField(
         slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
     )
@@ -44,6 +47,13 @@ class WaitingCaseInput(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("earliest") and attrs.get("latest") and attrs["latest"] < attrs["earliest"]:
             raise serializers.ValidationError({"latest": "The latest start is before the earliest."})
+        request = CaseRequest(
+            procedure_type=attrs["procedure_type"], levels=attrs["levels"], sedation=attrs.get("sedation")
+        )
+        try:
+            request.legs  # noqa: B018 - the catalogue's rules on levels and sedation, asked once
+        except BookingInvalid as exc:
+            raise serializers.ValidationError({p.field or "levels": p.message for p in exc.problems}) from exc
         return attrs
 
 
@@ -63,6 +73,24 @@ class WhatIfInput(serializers.Serializer):
 
 
 class PlanInput(serializers.Serializer):
+    """``patients``: those the caller may book for (a waiting patient outside them is refused
+    like an unknown id); none given, none accepted."""
+
+    def __init__(self, *args: Any, patients: QuerySet[Patient] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        listed = self.fields["waiting_list"]
+        assert isinstance(listed, serializers.ListSerializer)
+        assert isinstance(listed.child, WaitingCaseInput)
+        patient = listed.child.fields["patient"]
+        assert isinstance(patient, IdField)
+        patient.queryset = patients if patients is not None else Patient.objects.none()
+
+    def validate_waiting_list(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen = [item["patient"].pk for item in items]
+        if len(set(seen)) != len(seen):
+            raise serializers.ValidationError("A patient is on the waiting list twice.")
+        return items
+
     site = IdField(queryset=Site.objects.filter(is_active=True))
     date = ClinicDateField()
     waiting_list: serializers.ListSerializer[Any] = serializers.ListSerializer(

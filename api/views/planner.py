@@ -18,6 +18,7 @@ from planner.models import PlanRun
 from planner.selectors import plans_visible_to
 from planner.services import plan_apply, plan_queue
 from scheduling import policy
+from scheduling.selectors import patients_bookable_by
 
 PLANNERS = set(policy.PLANNERS)
 
@@ -26,7 +27,7 @@ class PlanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.PlanRunSerializer
     roles = {"create": PLANNERS, "retrieve": PLANNERS, "apply": PLANNERS}
     scopes = {"create": SCHEDULE_READ, "retrieve": SCHEDULE_READ, "apply": BOOK}
-    extra_error_statuses = {"apply": (409, 422)}
+    extra_error_statuses = {"apply": (409, 422), "create": (409,)}
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self) -> QuerySet[PlanRun]:
@@ -40,7 +41,7 @@ class PlanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         """Plan a day: its scheduled cases not yet begun (each may move by up to
         ``max_move_minutes`` and keeps its physician) and any waiting list, within
         ``budget_seconds``. Answers 202 at once; read the run at ``Location``."""
-        data = s.PlanInput(data=request.data)
+        data = s.PlanInput(data=request.data, patients=patients_bookable_by(request.user))
         data.is_valid(raise_exception=True)
         run = plan_queue(
             actor=request.user, site=data.validated_data["site"], day=data.validated_data["date"], params=data.params()

@@ -8,6 +8,7 @@ for the reads and the inserts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from outbox.models import ChangeEvent, Notification
 from rooms.models import Equipment, ProcedureRoom, RecoveryBay, Site
 from scheduling import policy
 from scheduling.events import case_event, instant, unsaved_case_event
-from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race
+from scheduling.guard import PlannedLeg, clashes_after_refusal, is_lost_race, lock_keys
 from scheduling.holdrule import HoldRow
 from scheduling.kinds import SchedulingEvent
 from scheduling.legroles import LEG_ROLES, LegRole
@@ -34,7 +35,7 @@ from scheduling.order import CaseOrder, level_count
 from scheduling.request import CaseRequest, held_pins, request_of
 from scheduling.rules import rulebook_for
 from scheduling.rules.inputs import ResourceRow, SiteRow
-from scheduling.rules.rulebook import CLASH_CODES, Decision, Refusal, Rulebook, to_min, window_bounds
+from scheduling.rules.rulebook import CLASH_CODES, PIN_COLUMN, Decision, Refusal, Rulebook, to_min, window_bounds
 from scheduling.services.holds import hold_expiry, holds_release_expired
 from scheduling.services.reminders import new_reminders, reminders_schedule, reminders_withdraw
 from staff.models import StaffMember
@@ -482,6 +483,17 @@ class Move:
     pins: dict[str, int]
 
 
+def lock_for_cases(cases: Iterable[tuple[Mapping[str, int], int | None]]) -> None:
+    """Take the booking guard's locks on every resource a set of cases pins, and on their
+    patients, in one ordered batch, before the services that write them take theirs case by
+    case (re-taking a lock held is free): a writer taking its locks in several batches could
+    otherwise deadlock with one that takes the same locks in one. Runs in the caller's
+    transaction."""
+    keys = {(PIN_COLUMN[name], pk) for pins, _ in cases for name, pk in pins.items()}
+    keys |= {("patient", patient) for _, patient in cases if patient is not None}
+    lock_keys(keys)
+
+
 def bookings_move_together(*, actor: Any, moves: list[Move]) -> list[Booking]:
     """Move several cases at once, each exactly as ``booking_reschedule`` moves one (the same
     rules, locks, reminders, audit and change event), in one transaction: every case's own legs
@@ -497,6 +509,7 @@ def bookings_move_together(*, actor: Any, moves: list[Move]) -> list[Booking]:
         if len(set(ids)) != len(ids):
             raise InvalidTransition("A case appears twice in one move.", details={"bookings": ids})
         list(Booking.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
+        lock_for_cases((move.pins, move.booking.patient_id) for move in moves)
         Allocation.objects.filter(booking_id__in=ids, is_active=True).update(is_active=False)
         return [
             booking_reschedule(actor=actor, booking=move.booking, starts_at=move.starts_at, pins=move.pins)

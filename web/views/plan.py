@@ -70,16 +70,17 @@ def plan_home(request: HttpRequest) -> HttpResponse:
 
 
 def _count(request: HttpRequest, name: str) -> int:
-    raw = request.POST.get(name, "0")
-    return min(10, max(0, int(raw))) if raw.isdigit() else 0
+    raw = request.POST.get(name, "0").strip()
+    return min(10, int(raw)) if raw.isascii() and raw.isdigit() else 0
 
 
 def _what_if_params(request: HttpRequest, site: Site) -> dict[str, Any]:
     """The capacity change the form asks to compare, if any (``compare`` pressed)."""
     if "compare" not in request.POST:
         return {}
-    room = request.POST.get("without_room", "")
-    without = [int(room)] if room.isdigit() and ProcedureRoom.objects.filter(pk=int(room), site=site).exists() else []
+    room = request.POST.get("without_room", "").strip()
+    known = room.isascii() and room.isdigit() and len(room) <= 18
+    without = [int(room)] if known and ProcedureRoom.objects.filter(pk=int(room), site=site).exists() else []
     return {
         "what_if": {
             "bays": _count(request, "bays"),
