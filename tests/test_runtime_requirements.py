@@ -232,6 +232,14 @@ def project_packages() -> set[str]:
     return {path.parent.name for path in BASE_DIR.glob("*/__init__.py")}
 
 
+def owner_of(file: str) -> str:
+    """The top-level package a module's file lies in, under the interpreter's site-packages."""
+    for folder in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        if within(Path(file), [folder]):
+            return Path(file).resolve().relative_to(Path(folder).resolve()).parts[0]
+    return ""
+
+
 def test_runtime_requirements_carry_every_module_the_processes_import(tmp_path):
     required = required_distributions(RUNTIME_REQUIREMENTS)
     providers = metadata.packages_distributions()
@@ -243,6 +251,7 @@ def test_runtime_requirements_carry_every_module_the_processes_import(tmp_path):
     }
 
     by_top_level: dict[str, list[str]] = {}
+    files: dict[str, str] = {}
     for module, file in imported_modules(tmp_path, blocked).items():
         top_level = module.partition(".")[0]
         # Modules without a file are made up at run time (Cython's shared runtime module, the
@@ -250,10 +259,15 @@ def test_runtime_requirements_carry_every_module_the_processes_import(tmp_path):
         if file is None or top_level in ours or is_stdlib(top_level, file):
             continue
         by_top_level.setdefault(top_level, []).append(module)
+        files[module] = file
 
     missing = []
     for top_level, modules in sorted(by_top_level.items()):
         distributions = {canonicalize_name(name) for name in providers.get(top_level, [])}
+        if not distributions:
+            # A name a compiled module registers for itself (pandas' Cython runtime, say, as
+            # ``_cyutility``): its owner is the package its file lies in.
+            distributions = {canonicalize_name(name) for name in providers.get(owner_of(files[modules[0]]), [])}
         if not distributions & required:
             source = ", ".join(sorted(distributions)) or "no installed distribution"
             missing.append(f"{top_level} (from {source}; e.g. {min(modules, key=len)})")
