@@ -13,6 +13,7 @@ from rest_framework import serializers
 from core.dates import to_local
 from core.sql import fetch_one
 from core.validators import FIRST_YEAR, LAST_YEAR
+from rooms.zones import clinic_zone, site_zone_map, zone_of
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -44,6 +45,33 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("range")
         return parsed
 
+    # Every instant the API answers carries the offset of the site it belongs to (a downtime
+    # its room's, a shift its own), or the clinic's zone for what belongs to no one site (a
+    # lab result, a key): one convention, so a client never mixes UTC and local times.
+    def get_attribute(self, instance: Any) -> Any:
+        self._zone = zone_of(instance, self._zones())
+        return super().get_attribute(instance)
+
+    def to_representation(self, value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return super().to_representation(value)
+        zone = getattr(self, "_zone", None) or clinic_zone(self._zones())
+        return to_local(value, zone).isoformat()
+
+    def _zones(self) -> dict[int, ZoneInfo]:
+        """The sites' zones, read once per answer (kept on the outermost serializer)."""
+        root = self.root
+        zones: dict[int, ZoneInfo] | None = getattr(root, "_site_zones", None)
+        if zones is None:
+            zones = site_zone_map()
+            root._site_zones = zones  # type: ignore[attr-defined]
+        return zones
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "example": "2027-01-11T09:00:00-06:00"})
+class InstantText(serializers.CharField):
+    """An instant an answer gives already written with its site's offset (ISO 8601)."""
+
 
 def local_iso(moment: datetime, zone: ZoneInfo) -> str:
     return to_local(moment, zone).isoformat()
@@ -52,16 +80,20 @@ def local_iso(moment: datetime, zone: ZoneInfo) -> str:
 MAX_ID = 2**63 - 1
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdField(serializers.PrimaryKeyRelatedField):
     """A primary key that is checked to be a positive 64-bit integer before any query, so an
-    absurd id is a 400, never a database error."""
+    absurd id is a 400 (it breaks the schema), never a database error; an id of the right
+    form that names no record is a 422."""
+
+    default_error_messages = {"out_of_range": f"An id is a whole number from 1 to {MAX_ID}."}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         text = str(data).strip()
         if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-            self.fail("does_not_exist", pk_value=data)
+            self.fail("out_of_range")
         queryset = self.get_queryset()
         assert queryset is not None
         found = fetch_one(queryset, "pk", int(text))
@@ -93,14 +125,20 @@ class WallClockTimeField(serializers.TimeField):
     """A local wall-clock time (HH:MM or HH:MM:SS) in the site's zone; no offset, by design."""
 
 
-class CodeField(serializers.SlugRelatedField):
-    """A catalogue code (letters, digits, dashes), checked before it reaches a query."""
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
 
-    pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+@extend_schema_field({"type": "string", "pattern": CODE_PATTERN, "example": "VP"})
+class CodeField(serializers.SlugRelatedField):
+    """A catalogue code (letters, digits, dashes), checked before it reaches a query: a code
+    of another form breaks the schema (400), one of this form that names nothing is a 422."""
+
+    pattern = re.compile(CODE_PATTERN)
+    default_error_messages = {"invalid_code": "A code is 1 to 40 letters, digits, dashes or underscores."}
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str) or not self.pattern.fullmatch(data):
-            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
+            self.fail("invalid_code")
         queryset = self.get_queryset()
         assert queryset is not None
         try:

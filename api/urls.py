@@ -2,7 +2,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import auth_views
+from api import auth_views, problems
 from api.views import availability, bookings, clients, daily_list, health, patients, planner, reference, workflow
 
 
@@ -49,6 +49,8 @@ v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("health/", health.health, name="health"),
     path("v1/", include(v1)),
+    path("problems/", problems.problem_index, name="problems"),
+    path("problems/<slug:code>", problems.problem_page, name="problem"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]

@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
+from api.problems import problem_type
 from ops import views as ops
 
 urlpatterns = [
@@ -19,7 +20,14 @@ urlpatterns = [
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> JsonResponse:
-    body = {"type": f"/api/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
+    body = {
+        "type": problem_type(code, status),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "errors": [{"field": None, "code": code, "message": detail}],
+    }
     return JsonResponse(body, status=status, content_type="application/problem+json")
 
 

@@ -36,3 +36,17 @@ def client_for(user: User | None) -> APIClient:
 
 def post(client: APIClient, url: str, data: Any, **headers: str) -> Any:
     return client.post(url, data, format="json", headers=headers)
+
+
+def field_errors(response: Any) -> dict[str | None, list[str]]:
+    """A problem's ``errors`` (a list of ``{field, code, message}``) by field."""
+    found: dict[str | None, list[str]] = {}
+    for item in response.json()["errors"]:
+        found.setdefault(item["field"], []).append(item["message"])
+    return found
+
+
+def problem_extra(response: Any) -> dict[str, Any]:
+    """The data a problem carries in its one item's ``extra``."""
+    [item] = response.json()["errors"]
+    return item.get("extra", {})

@@ -150,7 +150,8 @@ def test_a_clinic_edit_of_the_drug_list_changes_what_may_be_booked(clinic, clien
 def test_a_hold_names_a_drug_from_the_list_and_may_carry_the_patient_s_own_days(clinic, clients):
     patient = clinic.patients[1]
     unknown = post(clients["scheduler"], "/api/v1/medication-holds/", {"patient": patient.pk, "drug": "heparin-x"})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "unknown_reference"
     own = post(
         clients["scheduler"],
         "/api/v1/medication-holds/",
@@ -161,7 +162,8 @@ def test_a_hold_names_a_drug_from_the_list_and_may_carry_the_patient_s_own_days(
     # Six days where the list holds it; still none where the list asks for none.
     assert own.json()["days"] == {"low": 0, "intermediate": 6, "high": 6}
     twice = post(clients["scheduler"], "/api/v1/medication-holds/", {"patient": patient.pk, "drug": "dabigatran"})
-    assert twice.status_code == 400
+    assert twice.status_code == 409
+    assert twice.json()["code"] == "not_unique"
     audit = AuditEvent.objects.get(action="medication_hold.create")
     assert audit.details == {"patient": patient.pk, "drug": "dabigatran"}
 

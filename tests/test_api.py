@@ -14,7 +14,7 @@ from scheduling.models import Allocation, Booking, ProcedureType
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from staff.models import Shift
-from tests.api_helpers import client_for, persona_users, post
+from tests.api_helpers import client_for, field_errors, persona_users, post
 from tests.conftest import MONDAY, build_clinic, local
 
 pytestmark = pytest.mark.django_db
@@ -241,8 +241,8 @@ def test_availability_shape(clinic, clients):
         ({"from": "2027-01-11", "to": "2027-04-30"}, "to"),
         ({"from": "2027-01-11", "to": "2027-01-10"}, "to"),
         ({"from": "2027-13-01", "to": "2027-01-10"}, "from"),
-        ({"from": "2027-01-11", "to": "2027-01-12", "procedure_type": "XX"}, "procedure_type"),
-        ({"from": "2027-01-11", "to": "2027-01-12", "physician": 999999}, "physician"),
+        ({"from": "2027-01-11", "to": "2027-01-12", "procedure_type": "X X"}, "procedure_type"),
+        ({"from": "2027-01-11", "to": "2027-01-12", "physician": 0}, "physician"),
         ({"from": "2027-01-11", "to": "2027-01-12", "limit": 0}, "limit"),
     ],
 )
@@ -252,7 +252,22 @@ def test_bad_availability_queries_are_400(clinic, clients, params, field):
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid"
-    assert field in body["errors"]
+    assert field in field_errors(response)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"procedure_type": "XX"}, "procedure_type"),
+        ({"physician": 999999}, "physician"),
+    ],
+)
+def test_a_well_formed_query_naming_what_does_not_exist_is_422(clinic, clients, params, field):
+    query = {"procedure_type": "VP", "from": "2027-01-11", "to": "2027-01-12", **params}
+    response = clients["scheduler"].get("/api/v1/availability/", query)
+    assert response.status_code == 422
+    assert response.json()["code"] == "unknown_reference"
+    assert field in field_errors(response)
 
 
 def test_reasons_endpoint(clinic, clients):
@@ -293,15 +308,18 @@ def test_booking_created_with_site_local_times_and_legs(clinic, clients):
     [
         ({"start": "2027-01-11T09:00:00"}, "invalid"),
         ({"start": "tomorrow"}, "invalid"),
-        ({"patient": 999999}, "invalid"),
-        ({"procedure_type": "NOPE"}, "invalid"),
-        ({"room": 999999}, "invalid"),
+        ({"patient": 0}, "invalid"),
+        ({"procedure_type": "NO PE"}, "invalid"),
+        ({"room": -3}, "invalid"),
         ({"levels": "two"}, "invalid"),
+        ({"patient": 999999}, "unknown_reference"),
+        ({"procedure_type": "NOPE"}, "unknown_reference"),
+        ({"room": 999999}, "unknown_reference"),
     ],
 )
-def test_bad_booking_input_is_400_and_writes_nothing(clinic, clients, change, code):
+def test_bad_booking_input_is_an_error_and_writes_nothing(clinic, clients, change, code):
     response = post(clients["scheduler"], "/api/v1/bookings/", booking_body(clinic, **change))
-    assert response.status_code == 400
+    assert response.status_code == (422 if code == "unknown_reference" else 400)
     assert response.json()["code"] == code
     assert Booking.objects.count() == 0
 
@@ -629,7 +647,7 @@ def test_deleting_a_room_in_use_is_a_409_and_keeps_it(clinic, clients):
 def test_invalid_reference_data_is_400_with_field_errors(clinic, clients):
     response = post(clients["admin"], "/api/v1/sites/", {"name": "North", "code": "north", "timezone": "Mars/Olympus"})
     assert response.status_code == 400
-    assert "timezone" in response.json()["errors"]
+    assert "timezone" in field_errors(response)
     response = post(
         clients["admin"],
         "/api/v1/opening-hours/",

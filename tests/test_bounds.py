@@ -17,7 +17,7 @@ from scheduling.holdrule import hold_first_allowed_day
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from staff.models import Credential, Shift, TimeOff
-from tests.api_helpers import client_for, persona_users, post
+from tests.api_helpers import client_for, field_errors, persona_users, post
 from tests.conftest import MONDAY, local
 from tests.factories import drug
 
@@ -50,7 +50,7 @@ def booking(clinic):
 def year_error(response, field: str) -> str:
     assert response.status_code == 400, response.json()
     assert response.json()["code"] == "invalid"
-    [message] = response.json()["errors"][field]
+    [message] = field_errors(response)[field]
     return message
 
 

@@ -19,7 +19,7 @@ from scheduling.models import Allocation, Booking
 from scheduling.request import CaseRequest, pins_of
 from scheduling.services.bookings import booking_cancel, booking_create, booking_reschedule
 from tests import factories as f
-from tests.api_helpers import client_for, persona_users, post
+from tests.api_helpers import client_for, field_errors, persona_users, post
 from tests.conftest import MONDAY, NOW, local
 from tests.factories import drug
 from tests.test_workflow import record_ready, set_status
@@ -92,13 +92,13 @@ def test_a_physician_cannot_create_a_hold_for_someone_elses_patient(clinic, clie
     stranger = clinic.patients[5]
     body = {"patient": stranger.pk, "drug": "warfarin", "last_dose_on": "2027-01-03"}
     refused = post(clients["physician"], "/api/v1/medication-holds/", body)
-    assert refused.status_code == 400
-    assert list(refused.json()["errors"]) == ["patient"]
+    assert refused.status_code == 422
+    assert list(field_errors(refused)) == ["patient"]
     assert MedicationHold.objects.count() == 0
     assert not audit_rows("medication_hold.create")
     # The same words as for an id that does not exist: "not yours" is not told apart.
     unknown = post(clients["physician"], "/api/v1/medication-holds/", {**body, "patient": 99999})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
     assert problem_without_ids(refused, stranger.pk) == problem_without_ids(unknown, 99999)
 
     mine = post(clients["physician"], "/api/v1/medication-holds/", {**body, "patient": own_case.patient_id})
@@ -126,8 +126,8 @@ def test_a_physician_cannot_move_a_hold_to_someone_elses_patient(clinic, clients
     response = clients["physician"].patch(
         f"/api/v1/medication-holds/{hold.pk}/", {"patient": clinic.patients[5].pk}, format="json"
     )
-    assert response.status_code == 400
-    assert list(response.json()["errors"]) == ["patient"]
+    assert response.status_code == 422
+    assert list(field_errors(response)) == ["patient"]
     hold.refresh_from_db()
     assert hold.patient_id == own_case.patient_id
     assert not audit_rows("medication_hold.update")
@@ -168,8 +168,8 @@ def test_a_physician_learns_nothing_about_someone_elses_patient(clinic, clients,
     before = AuditEvent.objects.count()
     refused = ask(clients["physician"], patient=stranger.pk)
     unknown = ask(clients["physician"], patient=99999)
-    assert (refused.status_code, unknown.status_code) == (400, 400)
-    assert list(refused.json()["errors"]) == ["patient"]
+    assert (refused.status_code, unknown.status_code) == (422, 422)
+    assert list(field_errors(refused)) == ["patient"]
     assert problem_without_ids(refused, stranger.pk) == problem_without_ids(unknown, 99999)
     assert AuditEvent.objects.count() == before
 
@@ -252,7 +252,7 @@ def test_a_physician_moved_off_a_case_loses_it_and_its_patient_everywhere(clinic
         post(physician, f"{case}start-procedure/", {}),
         post(physician, f"{case}ready/", {"override_reason": "fine"}),
     ]
-    assert [w.status_code for w in writes] == [400, 404, 404, 400, 400, 404, 404]
+    assert [w.status_code for w in writes] == [422, 404, 404, 422, 422, 404, 404]
     counts_after = (MedicationHold.objects.count(), LabResult.objects.count() - 1, ImagingStudy.objects.count() - 1)
     assert counts_after == counts
     hold.refresh_from_db()

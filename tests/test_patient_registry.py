@@ -10,7 +10,7 @@ from patients.models import Patient
 from patients.registry import find_patients
 from patients.services import patient_register
 from patients.text import search_key
-from tests.api_helpers import client_for, persona_users, post
+from tests.api_helpers import client_for, persona_users, post, problem_extra
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_the_api_warns_of_a_likely_duplicate_with_409_and_the_match(clinic):
     again = post(client, "/api/v1/patients/", {**body, "mrn": "MRN-9004"})
     assert again.status_code == 409, again.json()
     assert again.json()["code"] == "possible_duplicate"
-    assert len(again.json()["errors"]["matches"]) == 1
+    assert len(problem_extra(again)["matches"]) == 1
     confirmed = post(client, "/api/v1/patients/", {**body, "mrn": "MRN-9004", "duplicate_ok": True})
     assert confirmed.status_code == 201, confirmed.json()
     assert "duplicate_ok" not in confirmed.json()

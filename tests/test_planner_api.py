@@ -14,7 +14,7 @@ from planner.services import plans_run_queued
 from scheduling.models import Booking
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
-from tests.api_helpers import client_for, persona_users, post
+from tests.api_helpers import client_for, persona_users, post, problem_extra
 from tests.conftest import MONDAY, NOW, local
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +77,22 @@ def test_only_schedulers_and_admins_plan(clinic, persona):
     assert not PlanRun.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"site": 999999}, "site"),
+        ({"waiting_list": [{"patient": 999999, "procedure_type": "VP"}]}, "waiting_list.0.patient"),
+        ({"waiting_list": [{"patient": 1, "procedure_type": "XX"}]}, "waiting_list.0.procedure_type"),
+    ],
+)
+def test_a_plan_naming_what_does_not_exist_is_a_422_and_queues_nothing(clinic, extra, field):
+    users = persona_users(clinic)
+    answer = ask(client_for(users["scheduler"]), clinic, **extra)
+    assert answer.status_code == 422, answer.content
+    assert [item["field"] for item in answer.json()["errors"]] == [field]
+    assert not PlanRun.objects.exists()
+
+
 def test_a_plan_is_its_owners_and_an_admins_and_is_gone_after_an_hour(clinic):
     users = persona_users(clinic)
     body = ask(client_for(users["scheduler"]), clinic).json()
@@ -110,10 +126,10 @@ def test_a_read_scope_key_may_plan_but_not_apply(clinic):
     ("extra", "field"),
     [
         ({"date": "2027-13-40"}, "date"),
-        ({"site": 999999}, "site"),
+        ({"site": 0}, "site"),
         ({"budget_seconds": 0}, "budget_seconds"),
-        ({"waiting_list": [{"patient": 999999, "procedure_type": "VP"}]}, "waiting_list"),
-        ({"waiting_list": [{"patient": 1, "procedure_type": "XX"}]}, "waiting_list"),
+        ({"waiting_list": [{"patient": 0, "procedure_type": "VP"}]}, "waiting_list.0.patient"),
+        ({"waiting_list": [{"patient": 1, "procedure_type": "X X"}]}, "waiting_list.0.procedure_type"),
         (
             {
                 "waiting_list": [
@@ -214,7 +230,7 @@ def test_a_plan_the_rules_refused_or_whose_waiting_patient_was_booked_meanwhile_
     )
     refused = post(scheduler, f"/api/v1/plans/{run.pk}/apply/", {})
     assert refused.status_code == 409
-    assert refused.json()["errors"]["patients_booked"] == [clinic.patients[5].pk]
+    assert problem_extra(refused)["patients_booked"] == [clinic.patients[5].pk]
     assert Booking.objects.filter(patient=clinic.patients[5]).count() == 1
     result = dict(run.result)
     result["verified"] = False

@@ -7,7 +7,8 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from api.fields import AwareDateTimeField, ClinicDateField, IdField
+from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField
+from api.serializers.common import ClinicModelSerializer
 from core.errors import BookingInvalid
 from patients.models import Patient
 from planner.models import PlanRun
@@ -19,9 +20,7 @@ from staff.models import StaffMember
 
 class WaitingCaseInput(serializers.Serializer):
     patient = IdField(queryset=Patient.objects.none(), help_text="The patient to fit in (by id).")
-    procedure_type = serializers.SlugRelatedField(
-        slug_field="code", queryset=ProcedureType.objects.filter(is_active=True)
-    )
+    procedure_type = CodeField(slug_field="code", queryset=ProcedureType.objects.filter(is_active=True))
     levels = serializers.IntegerField(min_value=1, max_value=10, default=1)
     sedation = serializers.ChoiceField(choices=Sedation.choices, required=False, allow_null=True)
     earliest = AwareDateTimeField(
@@ -134,7 +133,7 @@ class PlanInput(serializers.Serializer):
         return params
 
 
-class PlanRunSerializer(serializers.ModelSerializer):
+class PlanRunSerializer(ClinicModelSerializer):
     date = serializers.DateField(source="day")
     result = serializers.JSONField(
         allow_null=True,
