@@ -31,6 +31,10 @@ class TokenView(APIView):
 
     @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
     def post(self, request: Request) -> Response:
+        """Sign in with a username and password for a bearer token: send it as
+        `Authorization: Bearer <token>`. It lasts `API_TOKEN_HOURS` (12) and stops after an
+        hour unused. Ten failures from one address, or for one username, are refused for a
+        while (429 with `Retry-After`)."""
         address = client_ip(request)
         wait = throttle.address_wait(address)
         if wait:
@@ -48,10 +52,11 @@ class TokenView(APIView):
         throttle.record_success(username)
         raw, token = issue_token(user)
         audit_record(actor=user, action="token.issue", obj=token)
-        return Response({"token": raw, "expires_at": token.expires_at})
+        return Response(s.TokenOutput({"token": raw, "expires_at": token.expires_at}).data)
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
+        """Sign out: the token this request carries stops working at once."""
         if not request.user.is_authenticated:
             return problem(401, "not_authenticated", "Authentication credentials were not provided.")
         if isinstance(request.auth, ApiToken):

@@ -7,9 +7,10 @@ from typing import Any
 from django import forms
 from django.db import models
 from django_filters import rest_framework as filters
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from api.fields import MAX_ID
+from core.validators import YearRangeValidator
 
 
 class IdFormField(forms.IntegerField):
@@ -23,15 +24,37 @@ class IdFilter(filters.NumberFilter):
     field_class = IdFormField
 
 
+class ClinicDateFormField(forms.DateField):
+    """A date (YYYY-MM-DD only) within the clinic's years."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("input_formats", ["%Y-%m-%d"])
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.validators.append(YearRangeValidator())
+
+
+class ClinicDateFilter(filters.DateFilter):
+    field_class = ClinicDateFormField
+
+
 class SafeFilterSet(filters.FilterSet):
     """Foreign keys filter by a bounded integer id instead of a model lookup, so an absurd id
-    is a 400 rather than a database range error."""
+    is a 400 rather than a database range error. ``ranges`` names pairs of filters that bound
+    a range: one given after the other is a 400, not an empty answer."""
 
     FILTER_DEFAULTS = {
         **filters.FilterSet.FILTER_DEFAULTS,
         models.ForeignKey: {"filter_class": IdFilter},
         models.OneToOneField: {"filter_class": IdFilter},
     }
+    ranges: tuple[tuple[str, str], ...] = ()
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        data = self.form.cleaned_data
+        for low, high in self.ranges:
+            if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
+                raise ValidationError({high: [ErrorDetail(f"{high} is before {low}.", code="inverted_range")]})
+        return super().filter_queryset(queryset)
 
 
 # Query parameters every list takes besides its filters.

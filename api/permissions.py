@@ -34,6 +34,10 @@ class RolePermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
+        if not hasattr(view, (request.method or "").lower()):
+            # A method the operation does not have: let the view answer 405 with Allow,
+            # which tells a client more (and no more) than a 403 would.
+            return True
         action = getattr(view, "action", None) or (request.method or "").lower()
         allowed = getattr(view, "roles", {}).get(action, set())
         if not has_any_role(request.user, allowed):

@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.middleware.ConditionalReadMiddleware",
+    "api.middleware.CreatedLocationMiddleware",
+    "api.middleware.DeprecationMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -188,6 +190,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# The zone the API gives instants in for what belongs to no one site (a lab result, a key);
+# empty means the first site's zone.
+CLINIC_TIME_ZONE = os.environ.get("CLINIC_TIME_ZONE", "")
 USE_I18N = True
 USE_TZ = True
 
@@ -463,11 +468,14 @@ READY_OUTBOX_LAG_MINUTES = int(os.environ.get("READY_OUTBOX_LAG_MINUTES", "10"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fluoroscopy suite scheduling API",
     "DESCRIPTION": "Procedure scheduling and room/fluoroscopy booking for interventional pain clinics.",
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"bearerAuth": []}],
-    "ENUM_NAME_OVERRIDES": {"SedationEnum": "scheduling.models.Sedation"},
+    "ENUM_NAME_OVERRIDES": {
+        "SedationEnum": "scheduling.models.Sedation",
+        "BookingStatusEnum": "scheduling.models.BookingStatus",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -3,8 +3,10 @@ delivery log; redeliver one delivery by hand. Mounted beside the REST API at /ap
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.db import models
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -13,10 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.audit import audit_record
+from core.dates import to_local
 from core.roles import PEOPLE_ONLY
 from interop.delivery import delivery_redeliver, delivery_skip, webhook_rotate_secret
 from interop.models import Delivery, DeliveryAttempt, WebhookSubscription, http_url
 from outbox.registry import event_kinds
+from rooms.zones import clinic_zone
 from scheduling import policy
 
 ADMINS = set(policy.CONFIGURERS)
@@ -27,7 +31,21 @@ PEOPLE = {
 }
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class LocalDateTimeField(serializers.DateTimeField):
+    """An instant with the clinic's offset, as every answer of the API gives it."""
+
+    def to_representation(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return to_local(value, clinic_zone()).isoformat()
+        return super().to_representation(value)
+
+
+class LocalTimesSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping}
+    serializer_field_mapping[models.DateTimeField] = LocalDateTimeField
+
+
+class WebhookSerializer(LocalTimesSerializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=event_kinds()),
         required=False,
@@ -48,13 +66,13 @@ class WebhookSerializer(serializers.ModelSerializer):
         }
 
 
-class AttemptSerializer(serializers.ModelSerializer):
+class AttemptSerializer(LocalTimesSerializer):
     class Meta:
         model = DeliveryAttempt
         fields = ["at", "outcome", "code", "detail", "duration_ms"]
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(LocalTimesSerializer):
     event_id = serializers.IntegerField(read_only=True)
     event = serializers.CharField(source="event.kind", read_only=True)
     log = AttemptSerializer(many=True, read_only=True)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from django.db import DatabaseError, IntegrityError, connection
 from django.db.models import Q
 
+from core.dates import to_local
 from core.errors import SlotUnavailable
 from scheduling.legroles import LEG_ROLES, RESOURCE_COLUMNS
 from scheduling.models import Allocation
@@ -115,12 +116,15 @@ def clashes_after_refusal(legs: list[PlannedLeg], zone: ZoneInfo) -> SlotUnavail
                             "id": leg.resource_id,
                             "name": "the patient" if leg.column == "patient" else leg.name,
                         },
-                        "requested": {"start": leg.starts_at.isoformat(), "end": leg.ends_at.isoformat()},
+                        "requested": {
+                            "start": to_local(leg.starts_at, zone).isoformat(),
+                            "end": to_local(leg.ends_at, zone).isoformat(),
+                        },
                         "clashing": {
                             "booking": other.booking_id,
                             "role": other.role,
-                            "start": other.starts_at.isoformat(),
-                            "end": other.ends_at.isoformat(),
+                            "start": to_local(other.starts_at, zone).isoformat(),
+                            "end": to_local(other.ends_at, zone).isoformat(),
                         },
                         "message": message,
                     }

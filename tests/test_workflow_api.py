@@ -14,7 +14,7 @@ from scheduling.models import Booking
 from scheduling.request import CaseRequest
 from scheduling.services.bookings import booking_create
 from tests import factories as f
-from tests.api_helpers import persona_users, post
+from tests.api_helpers import field_errors, persona_users, post, problem_extra
 from tests.conftest import MONDAY, local
 from tests.test_workflow import actions, record_ready, set_status
 
@@ -107,7 +107,7 @@ def test_a_case_day_through_the_api(clinic, clients, booking):
     with at(12, 29):
         early = post(nurse, url(booking, "ready-for-discharge"), {})
         assert early.status_code == 409
-        assert early.json()["errors"]["remaining_minutes"] == 1
+        assert problem_extra(early)["remaining_minutes"] == 1
     with at(12, 30):
         assert post(nurse, url(booking, "ready-for-discharge"), {}).json()["status"] == "ready_for_discharge"
     with at(12, 35):
@@ -151,7 +151,7 @@ def test_an_illegal_transition_is_a_409_problem_and_writes_nothing(clinic, clien
     assert response["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert problem["code"] == "invalid_transition"
-    assert problem["errors"]["status"] == status
+    assert problem["errors"][0]["extra"]["status"] == status
     booking.refresh_from_db()
     assert booking.status == status
     assert actions(booking) == ["booking.create"]
@@ -221,10 +221,14 @@ def test_the_gate_refuses_with_the_outstanding_items(clinic, clients, booking):
     assert problem["code"] == "readiness_not_met"
     assert problem["errors"] == [
         {
+            "field": None,
             "code": "pregnancy",
-            "label": "Pregnancy screen",
-            "status": "failed",
-            "detail": "Positive screen: fluoroscopy of the spine or pelvis is contraindicated.",
+            "message": "Pregnancy screen: Positive screen: fluoroscopy of the spine or pelvis is contraindicated.",
+            "extra": {
+                "label": "Pregnancy screen",
+                "status": "failed",
+                "detail": "Positive screen: fluoroscopy of the spine or pelvis is contraindicated.",
+            },
         }
     ]
     booking.refresh_from_db()
@@ -298,8 +302,8 @@ def test_lab_results_are_scoped_to_visible_patients(clinic, clients, booking):
     stranger = clinic.patients[5]
     body = {"patient": stranger.pk, "test": "inr", "value": "1.0", "taken_at": "2027-01-04T10:00:00Z"}
     refused = post(clients["physician"], "/api/v1/lab-results/", body)
-    assert refused.status_code == 400
-    assert "patient" in refused.json()["errors"]
+    assert refused.status_code == 422
+    assert "patient" in field_errors(refused)
     assert not LabResult.objects.exists()
     future = post(clients["nurse"], "/api/v1/lab-results/", {**body, "taken_at": "2027-01-05T10:00:00Z"})
     assert future.status_code == 422
@@ -310,7 +314,7 @@ def test_lab_results_are_scoped_to_visible_patients(clinic, clients, booking):
         "patient": booking.patient_id,
         "test": "inr",
         "value": "1.00",
-        "taken_at": "2027-01-04T10:00:00Z",
+        "taken_at": "2027-01-04T04:00:00-06:00",
     }
     listed = clients["physician"].get("/api/v1/lab-results/", {"patient": booking.patient_id}).json()
     assert [row["id"] for row in listed["results"]] == [mine.json()["id"]]
@@ -349,7 +353,7 @@ def test_alerts_are_listed_until_resolved(clinic, clients, booking):
     assert post(clients["physician"], f"/api/v1/alerts/{alert.pk}/resolve/", {}).status_code == 403
     resolved = post(clients["nurse"], f"/api/v1/alerts/{alert.pk}/resolve/", {})
     assert resolved.status_code == 200
-    assert resolved.json()["resolved_at"] == "2027-01-04T12:00:00Z"
+    assert resolved.json()["resolved_at"] == "2027-01-04T06:00:00-06:00"
     again = post(clients["nurse"], f"/api/v1/alerts/{alert.pk}/resolve/", {})
     assert again.status_code == 409
     assert clients["nurse"].get("/api/v1/alerts/").json()["count"] == 0

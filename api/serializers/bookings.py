@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField, PinField, WallClockTimeField, local_iso
+from api.fields import (
+    AwareDateTimeField,
+    ClinicDateField,
+    CodeField,
+    IdField,
+    InstantText,
+    PinField,
+    WallClockTimeField,
+    local_iso,
+)
 from api.serializers.common import FlatFields, PatientScoped
 from api.serializers.patients import patient_data
 from core.errors import BookingInvalid, Problem
@@ -18,7 +27,7 @@ from procedure_day.recovery import recovery_clock
 from procedure_day.services.corrections import STEP_FIELDS
 from scheduling.availability.search import MAX_WINDOW_DAYS, Slot
 from scheduling.legroles import PIN_FIELDS
-from scheduling.models import Booking, CancelReason, ProcedureType, Sedation
+from scheduling.models import Booking, BookingStatus, CancelReason, ProcedureType, Sedation
 from scheduling.order import PriorAuthStatus, Side, case_order, level_count
 from scheduling.selectors import LegView, leg_views
 
@@ -32,13 +41,13 @@ class ResourceRefSerializer(serializers.Serializer):
 class LegSerializer(serializers.Serializer):
     role = serializers.CharField()
     resource = ResourceRefSerializer()
-    start = serializers.CharField(help_text="ISO 8601 in the site's time zone")
-    end = serializers.CharField(help_text="ISO 8601 in the site's time zone")
+    start = InstantText(help_text="ISO 8601 in the site's time zone")
+    end = InstantText(help_text="ISO 8601 in the site's time zone")
 
 
 class SlotSerializer(serializers.Serializer):
-    start = serializers.CharField()
-    end = serializers.CharField()
+    start = InstantText()
+    end = InstantText()
     site = serializers.IntegerField()
     legs = LegSerializer(many=True)
 
@@ -232,14 +241,14 @@ class BookingSerializer(serializers.Serializer):
     """A booking as people read it: times in the site's zone."""
 
     id = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=BookingStatus.choices)
     procedure_type = serializers.CharField()
     levels = serializers.IntegerField()
-    sedation = serializers.CharField()
+    sedation = serializers.ChoiceField(choices=Sedation.choices)
     site = serializers.IntegerField()
-    start = serializers.CharField()
-    end = serializers.CharField()
-    arrival = serializers.CharField()
+    start = InstantText()
+    end = InstantText()
+    arrival = InstantText()
     cancel_reason = serializers.CharField(allow_blank=True)
     order = OrderSerializer()
     anticoagulant_override = serializers.JSONField(
@@ -256,7 +265,7 @@ class BookingSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Once recovery has started: flat_until (minimum flat time) and discharge_from (minimum recovery).",
     )
-    updated_at = serializers.DateTimeField(
+    updated_at = AwareDateTimeField(
         help_text="When the booking itself last changed (status, times, legs, order); its position in a sync walk."
     )
 

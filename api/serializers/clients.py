@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from api.serializers.common import ClinicModelSerializer
 from core.models import ApiKey, Scope, ServiceAccount
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(ClinicModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
 
 
-class ServiceAccountSerializer(serializers.ModelSerializer):
+class ServiceAccountSerializer(ClinicModelSerializer):
     keys = ApiKeySerializer(many=True, read_only=True)
 
     class Meta:

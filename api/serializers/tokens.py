@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from api.fields import AwareDateTimeField
+
 
 class TokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
@@ -12,4 +14,4 @@ class TokenInput(serializers.Serializer):
 
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+    expires_at = AwareDateTimeField(help_text="When the token stops working (it also stops after an hour unused).")

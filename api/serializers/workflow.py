@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.fields import AwareDateTimeField, ClinicDateField, IdField, local_iso
-from api.serializers.common import PatientScoped
+from api.fields import AwareDateTimeField, ClinicDateField, IdField, InstantText, local_iso
+from api.serializers.common import ClinicModelSerializer, PatientScoped
 from outbox.models import Alert
 from patients.models import ImagingModality, ImagingStudy, LabResult, LabTest, Patient
 from procedure_day.models import CaseChecklist, PregnancyStatus
@@ -63,16 +63,16 @@ class ChecklistSerializer(serializers.Serializer):
     """The recorded answers (times in the site's zone), the evaluated items, and the verdict."""
 
     booking = serializers.IntegerField()
-    consent_signed_at = serializers.CharField(allow_null=True)
+    consent_signed_at = InstantText(allow_null=True)
     escort_confirmed = serializers.BooleanField()
-    escort_present_at = serializers.CharField(allow_null=True)
-    last_solids_at = serializers.CharField(allow_null=True)
-    last_clears_at = serializers.CharField(allow_null=True)
+    escort_present_at = InstantText(allow_null=True)
+    last_solids_at = InstantText(allow_null=True)
+    last_clears_at = InstantText(allow_null=True)
     pregnancy_status = serializers.CharField()
     allergies_reviewed = serializers.BooleanField()
     override_reason = serializers.CharField(allow_blank=True)
     override_by = serializers.CharField(allow_null=True)
-    override_at = serializers.CharField(allow_null=True)
+    override_at = InstantText(allow_null=True)
     passes = serializers.BooleanField()
     items = ChecklistItemSerializer(many=True)
 
@@ -89,7 +89,7 @@ class LabResultInput(VisiblePatientInput):
     taken_at = AwareDateTimeField()
 
 
-class LabResultSerializer(serializers.ModelSerializer):
+class LabResultSerializer(ClinicModelSerializer):
     class Meta:
         model = LabResult
         fields = ["id", "patient", "test", "value", "taken_at"]
@@ -100,13 +100,13 @@ class ImagingStudyInput(VisiblePatientInput):
     performed_on = ClinicDateField()
 
 
-class ImagingStudySerializer(serializers.ModelSerializer):
+class ImagingStudySerializer(ClinicModelSerializer):
     class Meta:
         model = ImagingStudy
         fields = ["id", "patient", "modality", "performed_on"]
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(ClinicModelSerializer):
     class Meta:
         model = Alert
         fields = ["id", "site", "booking", "kind", "message", "created_at", "resolved_at"]

@@ -43,6 +43,10 @@ class AvailabilityView(APIView):
 
     @extend_schema(parameters=[s.AvailabilityQuery], responses={200: s.AvailabilityResultSerializer})
     def get(self, request: Request) -> Response:
+        """Search free starts for a case: every start in the window (`from`..`to`, at most 92 days;
+        `earliest`..`latest` each day, on a `grid` of minutes) where every leg has a resource the
+        rules allow, best first, up to `limit`. Each result names the resources it would hold. Pins
+        narrow the search; a `patient` adds their own readiness and other cases."""
         query = s.AvailabilityQuery(data=request.query_params, patients=patients_visible_to(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -67,6 +71,9 @@ class ReasonsView(APIView):
 
     @extend_schema(parameters=[s.ReasonsQuery], responses={200: s.ReasonsResultSerializer})
     def get(self, request: Request) -> Response:
+        """Why a case cannot start at a given time: every rule the start breaks, in words that name
+        the leg and resource (booked, off shift, down, not credentialed, closed). `feasible` is true
+        when none does."""
         query = s.ReasonsQuery(data=request.query_params, patients=patients_visible_to(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data

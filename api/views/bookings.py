@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpResponseBase
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
@@ -15,13 +15,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.filters import IdFilter, SafeFilterSet
+from api.filters import ClinicDateFilter, IdFilter, SafeFilterSet
 from api.idempotency import run_idempotent
 from api.pagination import SyncPagination
 from api.serializers import bookings as s
 from api.sync import UpdatedSinceFilter
 from api.views.availability import case_request
 from api.views.common import ProblemRendering, audit_patients_read, site_zones
+from core.dates import add_days
 from core.errors import SlotUnavailable
 from core.roles import primary_role
 from scheduling import policy
@@ -39,8 +40,8 @@ from scheduling.services.bookings import booking_cancel, booking_create, booking
 
 
 class BookingFilter(SafeFilterSet):
-    date_from = filters.DateFilter(method="filter_from", label="Starts on or after this date (UTC)")
-    date_to = filters.DateFilter(method="filter_to", label="Starts on or before this date (UTC)")
+    date_from = ClinicDateFilter(method="filter_from", label="Starts on or after this date (the site's own calendar)")
+    date_to = ClinicDateFilter(method="filter_to", label="Starts on or before this date (the site's own calendar)")
     physician = IdFilter(method="filter_physician")
     room = IdFilter(method="filter_room")
     status = filters.ChoiceFilter(field_name="status", choices=BookingStatus.choices)
@@ -48,15 +49,17 @@ class BookingFilter(SafeFilterSet):
     patient = IdFilter(field_name="patient_id")
     updated_since = UpdatedSinceFilter()
 
+    ranges = (("date_from", "date_to"),)
+
     class Meta:
         model = Booking
         fields: list[str] = []
 
     def filter_from(self, queryset: QuerySet[Booking], name: str, value: date) -> QuerySet[Booking]:
-        return queryset.filter(starts_at__date__gte=value)
+        return queryset.filter(site_midnights(value, "starts_at__gte"))
 
     def filter_to(self, queryset: QuerySet[Booking], name: str, value: date) -> QuerySet[Booking]:
-        return queryset.filter(starts_at__date__lte=value)
+        return queryset.filter(site_midnights(add_days(value, 1), "starts_at__lt"))
 
     def filter_physician(self, queryset: QuerySet[Booking], name: str, value: int) -> QuerySet[Booking]:
         legs = Allocation.objects.filter(role=LegRole.PHYSICIAN, staff_id=value)
@@ -64,6 +67,15 @@ class BookingFilter(SafeFilterSet):
 
     def filter_room(self, queryset: QuerySet[Booking], name: str, value: int) -> QuerySet[Booking]:
         return queryset.filter(pk__in=Allocation.objects.filter(role=LegRole.ROOM, room_id=value).values("booking_id"))
+
+
+def site_midnights(day: date, lookup: str) -> Q:
+    """``lookup`` against the start of ``day`` on each site's own calendar: a case at 19:00 in
+    Chicago on the 11th is on the 11th, though it is the 12th in UTC."""
+    condition = Q(pk__in=[])
+    for site, zone in site_zones().items():
+        condition |= Q(site_id=site, **{lookup: datetime.combine(day, time.min, tzinfo=zone)})
+    return condition
 
 
 def alternatives(request: CaseRequest, start: datetime) -> list[dict[str, Any]]:
@@ -102,6 +114,10 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         return bookings_with_legs().get(pk=booking.pk)
 
     def list(self, request: Request) -> Response:
+        """List the cases you may see, in order of start, a page at a time. Filter by `site`,
+        `date_from`/`date_to` (the site's calendar), `status`, `physician`, `room` or `patient`; or
+        walk what changed with `updated_since` and the `next` cursor (see the sync section of the
+        API guide)."""
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         rows = [self._render(b) for b in (page if page is not None else queryset)]
@@ -109,12 +125,18 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         return self.get_paginated_response(rows) if page is not None else Response(rows)
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        """Read one case: its status, times (with the site's offset), every leg it holds and the
+        order; a physician sees only their own cases, and the patient's fields your role may see."""
         booking = self.get_object()
         audit_patients_read(request, "booking.read", [booking.patient_id], booking=booking.pk)
         return Response(self._render(booking))
 
     @extend_schema(request=s.BookingCreateInput, responses={201: s.BookingSerializer})
     def create(self, request: Request) -> HttpResponseBase:
+        """Book a case (or `hold` it for 10 minutes) from a referral: the patient, the procedure and
+        its levels, a start, and any resources you pin; the rulebook picks the rest. 201 with the
+        case and its legs; 409 `slot_unavailable` with the clashes and nearby free starts; 422
+        `booking_invalid` naming each rule broken. Send an `Idempotency-Key` to retry safely."""
         return self._once(request, "bookings.create", None, lambda: self._create(request))
 
     def _create(self, request: Request) -> Response:
@@ -151,6 +173,8 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=s.RescheduleInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def reschedule(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Move a case to another start (and optionally other pins), keeping what it holds where the
+        rules allow; all or nothing. 409 with the clashes and alternatives if the new time is taken."""
         return self._once(request, f"bookings.{pk}.reschedule", pk, lambda: self._reschedule(request))
 
     def _reschedule(self, request: Request) -> Response:
@@ -183,6 +207,8 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=s.CancelInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Cancel a case with a reason: every leg it holds is let go at once and its reminders are
+        withdrawn. 409 if it is already cancelled, under way or done."""
         return self._once(request, f"bookings.{pk}.cancel", pk, lambda: self._cancel(request))
 
     def _cancel(self, request: Request) -> Response:

@@ -4,6 +4,7 @@ more keys (to rotate), and revokes a key or the whole account."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -43,7 +44,11 @@ class ServiceAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         account, key = service_account_create(
             actor=request.user, name=data.validated_data["name"], scopes=data.validated_data["scopes"]
         )
-        return Response(issued(account, key), status=status.HTTP_201_CREATED)
+        return Response(
+            issued(account, key),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("service-account-detail", args=[account.pk])},
+        )
 
     @extend_schema(request=s.ScopesInput, responses={201: s.IssuedKeySerializer})
     @action(detail=True, methods=["post"])
@@ -53,7 +58,11 @@ class ServiceAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         data = s.ScopesInput(data=request.data)
         data.is_valid(raise_exception=True)
         key = api_key_issue(actor=request.user, account=account, scopes=data.validated_data["scopes"])
-        return Response(issued(account, key), status=status.HTTP_201_CREATED)
+        return Response(
+            issued(account, key),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("api-key-detail", args=[key.key.pk])},
+        )
 
     @extend_schema(request=None, responses={200: s.ServiceAccountSerializer})
     @action(detail=True, methods=["post"])
@@ -74,5 +83,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=None, responses={200: s.ApiKeySerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
+        """Revoke this key at once; the account's other keys keep working."""
         key = api_key_revoke(actor=request.user, key=self.get_object())
         return Response(s.ApiKeySerializer(key).data)

@@ -15,7 +15,7 @@ from api.errors import exception_handler
 from api.fields import ClinicDateField
 from core.audit import audit_patients
 from patients.models import Patient
-from rooms.models import Site
+from rooms.zones import site_zone_map
 
 READ = {"list", "retrieve"}
 WRITE = {"create", "update", "partial_update", "destroy"}
@@ -37,7 +37,7 @@ def query_date(request: Request, name: str) -> date:
 
 
 def site_zones() -> dict[int, ZoneInfo]:
-    return {pk: ZoneInfo(tz) for pk, tz in Site.objects.values_list("id", "timezone")}
+    return site_zone_map()
 
 
 def audit_patients_read(request: Request, action: str, patient_ids: Iterable[int], **details: Any) -> None:

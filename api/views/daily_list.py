@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 
 from api.fields import ClinicDateField, IdField, local_iso
 from api.serializers.bookings import override_data
+from api.serializers.days import DailyListSerializer
 from api.serializers.patients import patient_data
 from api.views.common import audit_patients_read
 from core.roles import primary_role
@@ -65,9 +65,13 @@ class DailyListView(APIView):
 
     @extend_schema(
         parameters=[DailyListQuery],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The physician's cases in order")},
+        responses={200: OpenApiResponse(DailyListSerializer, description="The physician's cases in order")},
     )
     def get(self, request: Request) -> Response:
+        """A physician's cases of one day, in order of start, with what the team needs at hand: the
+        procedure, sedation, room, C-arm, tech, recovery bay, readiness, escort and allergies. A
+        physician reads their own list; the patient's fields are those your role may see. The read
+        is audited."""
         query = DailyListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         physician: StaffMember = query.validated_data["physician"]

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def health(request: Request) -> Response:
+    """Whether the API and its database answer; needs no sign-in. For monitoring."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return Response({"status": "ok", "database": connection.vendor})

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from api.fields import local_iso
 from api.serializers import reference as s
+from api.serializers.days import SiteScheduleSerializer
 from api.views.common import query_date, role_map
 from core.roles import PEOPLE_ONLY
 from core.services import record_create, record_delete, record_update
@@ -63,7 +64,7 @@ class SiteViewSet(ReferenceViewSet):
         parameters=[OpenApiParameter("date", OpenApiTypes.DATE, required=True, description="Site-local date")],
         responses={
             200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
+                SiteScheduleSerializer,
                 description="Every leg of every resource that day; the downtime and time off that day; and the "
                 "projected delay of each case a case running late holds up (running_late for the late one itself).",
             )
@@ -71,6 +72,8 @@ class SiteViewSet(ReferenceViewSet):
     )
     @action(detail=True, methods=["get"])
     def schedule(self, request: Request, pk: str | None = None) -> Response:
+        """A site's whole day: every leg of every resource, the downtime and time off that day, and
+        how late each case held up by a late one is projected to run. What the day board shows."""
         site = self.get_object()
         day = query_date(request, "date")
         zone = site.zone
@@ -188,6 +191,8 @@ class DowntimeViewSet(ReferenceViewSet):
     )
     @action(detail=True, methods=["get"])
     def impact(self, request: Request, pk: str | None = None) -> Response:
+        """The cases this downtime hits, each with the resources that could stand in (a swap the
+        rules allow) or none."""
         downtime = self.get_object()
         out = []
         for hit in downtime_impact(downtime):

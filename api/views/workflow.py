@@ -70,6 +70,9 @@ TRANSITIONS = (
 
 
 class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
+    """Actions on a case the caller can see (others are 404). Transitions answer with the case;
+    an illegal one is a 409 naming the status and the statuses it may start from."""
+
     # Steps that take an Idempotency-Key (documented in the schema).
     idempotent_actions = frozenset(
         {
@@ -84,9 +87,6 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
             "correct_time",
         }
     )
-    """Actions on a case the caller can see (others are 404). Transitions answer with the case;
-    an illegal one is a 409 naming the status and the statuses it may start from."""
-
     serializer_class = s.BookingSerializer
     filter_backends: list[Any] = []
     pagination_class = None
@@ -121,6 +121,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Check the patient in at the front desk (from scheduled)."""
         return self._once(
             request,
             pk,
@@ -131,6 +132,8 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=ReadyInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def ready(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Mark the patient ready for the room once the readiness checklist passes (409
+        `readiness_not_met` listing what is outstanding); a physician may override with a reason."""
         return self._once(request, pk, "ready", lambda: self._ready(request))
 
     def _ready(self, request: Request) -> Response:
@@ -147,6 +150,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="start-procedure")
     def start_procedure(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The procedure starts (from ready): the room, C-arm and team are in use."""
         return self._once(
             request,
             pk,
@@ -157,6 +161,8 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=EndProcedureInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="end-procedure")
     def end_procedure(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The procedure ends (now, or at `ended_at`); an early or late end moves the case's later
+        legs."""
         return self._once(request, pk, "end-procedure", lambda: self._end_procedure(request))
 
     def _end_procedure(self, request: Request) -> Response:
@@ -171,6 +177,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="start-recovery")
     def start_recovery(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The patient arrives in the recovery bay; the minimum flat time starts."""
         return self._once(
             request,
             pk,
@@ -181,6 +188,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="ready-for-discharge")
     def ready_for_discharge(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Recovery is done and the patient may go once their escort is present."""
         return self._once(
             request,
             pk,
@@ -191,6 +199,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=DischargeInput, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"])
     def discharge(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The patient leaves with their escort; the recovery bay is free."""
         return self._once(request, pk, "discharge", lambda: self._discharge(request))
 
     def _discharge(self, request: Request) -> Response:
@@ -205,6 +214,7 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: s.BookingSerializer})
     @action(detail=True, methods=["post"], url_path="no-show")
     def no_show(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The patient did not come: every leg the case holds is let go."""
         return self._once(
             request,
             pk,
@@ -235,6 +245,8 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(responses={200: ChecklistSerializer})
     @action(detail=True, methods=["get"])
     def checklist(self, request: Request, pk: str | None = None) -> Response:
+        """Read the case's readiness checklist: consent, escort, fasting, anticoagulant hold,
+        pregnancy screen, labs, imaging; each with its status."""
         booking = self.get_object()
         audit_patients_read(request, "checklist.read", [booking.patient_id], booking=booking.pk)
         return self._checklist(booking)
@@ -242,6 +254,8 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
     @extend_schema(request=ChecklistInput, responses={200: ChecklistSerializer})
     @checklist.mapping.patch
     def checklist_update(self, request: Request, pk: str | None = None) -> Response:
+        """Record items of the readiness checklist (consent signed, escort confirmed, last solids
+        and clears, allergies reviewed, pregnancy screen); the others keep their values."""
         booking = self.get_object()
         data = ChecklistInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -252,12 +266,17 @@ class BookingWorkflowViewSet(ProblemRendering, viewsets.GenericViewSet):
 # --- records the checklist reads ------------------------------------------------------------
 
 
-class PatientRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """List (for patients the caller can see; the read is audited) and create via a service."""
+class PatientRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List and read (for patients the caller can see; the read is audited), and create via a
+    service."""
 
     filterset_fields = ["patient"]
-    roles = {"list": set(policy.CLINICAL_RECORDERS), "create": set(policy.CLINICAL_RECORDERS)}
-    scopes = {"list": PATIENTS_READ}
+    roles = {
+        "list": set(policy.CLINICAL_RECORDERS),
+        "retrieve": set(policy.CLINICAL_RECORDERS),
+        "create": set(policy.CLINICAL_RECORDERS),
+    }
+    scopes = {"list": PATIENTS_READ, "retrieve": PATIENTS_READ}
     extra_error_statuses = {"create": (422,)}
     read_action = ""
 
@@ -265,6 +284,11 @@ class PatientRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         response = super().list(request, *args, **kwargs)
         patients = sorted({row["patient"] for row in response.data.get("results", [])})
         audit_patients_read(request, self.read_action, patients)
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        audit_patients_read(request, self.read_action.replace(".list", ".read"), [response.data["patient"]])
         return response
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from core.dates import to_local
 from core.errors import SlotUnavailable
 from rooms.models import Downtime
 from scheduling.guard import is_overlap_violation, lock_keys
@@ -32,14 +33,14 @@ def _resource_q(legs: list[Allocation]) -> Q:
     return query
 
 
-def _conflict(leg: Allocation, other: Allocation, message: str) -> dict[str, Any]:
+def _conflict(leg: Allocation, other: Allocation, message: str, zone: Any) -> dict[str, Any]:
     return {
         "message": message,
         "role": leg.role,
         "resource": {"kind": LEG_ROLES[leg.role].kind, "id": leg.resource_id},
         "booking": other.booking_id,
-        "start": other.starts_at.isoformat(),
-        "end": other.ends_at.isoformat(),
+        "start": to_local(other.starts_at, zone).isoformat(),
+        "end": to_local(other.ends_at, zone).isoformat(),
     }
 
 
@@ -66,8 +67,8 @@ def _blocked(moved: list[tuple[Allocation, datetime, datetime]], zone: Any) -> l
                     f"{local_span(block.starts_at, block.ends_at, zone)}.",
                     "role": leg.role,
                     "resource": {"kind": LEG_ROLES[leg.role].kind, "id": leg.resource_id},
-                    "start": block.starts_at.isoformat(),
-                    "end": block.ends_at.isoformat(),
+                    "start": to_local(block.starts_at, zone).isoformat(),
+                    "end": to_local(block.ends_at, zone).isoformat(),
                 }
             )
     return conflicts
@@ -121,6 +122,7 @@ def shift_to_real_start(current: Booking, now: datetime) -> Shift:
                         other,
                         f"{name} is still in case {other.booking_id}, whose procedure has not ended; "
                         "record its end first.",
+                        zone,
                     )
                 )
             elif other.starts_at < end and other.ends_at > start:
@@ -130,6 +132,7 @@ def shift_to_real_start(current: Booking, now: datetime) -> Shift:
                         other,
                         f"Starting now needs {name} {local_span(start, end, zone)}, but case {other.booking_id} "
                         f"holds it {local_span(other.starts_at, other.ends_at, zone)}.",
+                        zone,
                     )
                 )
     conflicts += _blocked(moved, zone)

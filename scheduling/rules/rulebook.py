@@ -514,12 +514,12 @@ class Rulebook:
             return []
         noun = LEG_ROLES[role].noun
         span = local_span(from_min(lo), from_min(hi), site.zone)
-        requested = {"start": from_min(lo).isoformat(), "end": from_min(hi).isoformat()}
+        requested = {"start": local_instant(from_min(lo), site.zone), "end": local_instant(from_min(hi), site.zone)}
         problems = []
         for code, reason, source in found:
             extra: dict[str, Any] = {"requested": requested}
             if isinstance(source, BusyLeg):
-                extra["clashing"] = clashing(source)
+                extra["clashing"] = clashing(source, site.zone)
             problems.append(
                 Problem(
                     code,
@@ -780,7 +780,7 @@ class Rulebook:
             return []
         reasons = {name: why[0][1] for name, why in found.items()}
         clashes = [
-            {"resource": describe(row), "clashing": clashing(source)}
+            {"resource": describe(row), "clashing": clashing(source, site.zone)}
             for row in rows
             for _, _, source in found[row.name]
             if isinstance(source, BusyLeg)
@@ -791,7 +791,10 @@ class Rulebook:
             message = f"No {noun} free {span}."
         extra: dict[str, Any] = {
             "candidates": reasons,
-            "requested": {"start": from_min(lo).isoformat(), "end": from_min(hi).isoformat()},
+            "requested": {
+                "start": local_instant(from_min(lo), site.zone),
+                "end": local_instant(from_min(hi), site.zone),
+            },
         }
         if clashes:
             extra["clashes"] = clashes
@@ -804,8 +807,18 @@ def describe(row: ResourceRow) -> dict[str, Any]:
     return {"kind": kind, "id": row.id, "name": row.name}
 
 
-def clashing(leg: BusyLeg) -> dict[str, Any]:
-    return {"booking": leg.booking_id, "role": leg.role, "start": leg.start.isoformat(), "end": leg.end.isoformat()}
+def local_instant(moment: datetime, zone: ZoneInfo) -> str:
+    """An instant as every answer gives it: ISO 8601 with the site's own offset."""
+    return to_local(moment, zone).isoformat()
+
+
+def clashing(leg: BusyLeg, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "booking": leg.booking_id,
+        "role": leg.role,
+        "start": local_instant(leg.start, zone),
+        "end": local_instant(leg.end, zone),
+    }
 
 
 def make_score(
