@@ -11,7 +11,10 @@ class ApiConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import pre_save
 
+        from api import strict
         from api.models import ApiToken
+
+        strict.install()
 
         def revoke_tokens(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
             # A new password or a deactivated account must end every session a stolen or

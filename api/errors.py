@@ -63,13 +63,21 @@ def problem(
     """The one error body. ``errors`` is always a list of ``{field, code, message}`` items (an
     item may add ``extra``); given none, the problem itself is its one item, carrying
     ``context`` (the problem's data, e.g. the cases a plan found changed) as its ``extra``."""
+    body = problem_body(status, code, detail, errors=errors, context=context)
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_body(
+    status: int, code: str, detail: str, *, errors: Any = None, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     items = error_items(errors) if errors else []
     if not items:
         item: dict[str, Any] = {"field": None, "code": code, "message": detail}
         if context:
             item["extra"] = context
         items = [item]
-    body: dict[str, Any] = {
+    return {
         "type": problem_type(code, status),
         "title": TITLES.get(status, "Error"),
         "status": status,
@@ -77,8 +85,6 @@ def problem(
         "code": code,
         "errors": items,
     }
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def error_items(errors: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -121,18 +127,38 @@ def _problem_item(problem_dict: dict[str, Any], field: str | None) -> dict[str, 
 
 # A request the schema allows may still refer to what does not exist (422) or repeat what
 # must be unique (409); only a request the schema forbids is a 400.
-REFERENCE_CODES = frozenset({"does_not_exist"})
+# A field error whose code is here is a rule a schema cannot state (a year the clinic does
+# not schedule, a cursor this server did not give): a 422 of that kind, not a 400.
+UNPROCESSABLE_CODES = {
+    "does_not_exist": "unknown_reference",
+    "range": "out_of_range",
+    "year_out_of_range": "out_of_range",
+    "invalid_cursor": "invalid_cursor",
+    "cursor_only": "invalid_cursor",
+    "rule": "rule_violated",
+}
 UNIQUE_CODES = frozenset({"unique"})
+
+
+def django_errors(exc: DjangoValidationError) -> dict[str, list[ErrorDetail]]:
+    """A model's validation errors with their codes kept. One without a code comes from the
+    model's own checks across its fields (``clean``, a constraint): a rule, not the schema."""
+    by_field = exc.error_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.error_list}
+    return {
+        field: [ErrorDetail(message, code=error.code or "rule") for error in errors for message in error.messages]
+        for field, errors in by_field.items()
+    }
 
 
 def validation_problem(detail: Any, headers: dict[str, str] | None = None) -> Response:
     items = error_items(detail)
-    codes = {item["code"] for item in items}
+    codes = [item["code"] for item in items]
     text = _detail_text(detail)
-    if codes and codes <= UNIQUE_CODES:
+    if codes and set(codes) <= UNIQUE_CODES:
         return problem(409, "not_unique", text, errors=items, headers=headers)
-    if codes and codes <= REFERENCE_CODES | UNIQUE_CODES:
-        return problem(422, "unknown_reference", text, errors=items, headers=headers)
+    if codes and set(codes) <= set(UNPROCESSABLE_CODES) | UNIQUE_CODES:
+        first = next(code for code in codes if code in UNPROCESSABLE_CODES)
+        return problem(422, UNPROCESSABLE_CODES[first], text, errors=items, headers=headers)
     return problem(400, "invalid", text, errors=items, headers=headers)
 
 
@@ -181,8 +207,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SchedulingError):
         return scheduling_problem(exc)
     if isinstance(exc, DjangoValidationError):
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return validation_problem(errors)
+        return validation_problem(django_errors(exc))
     if isinstance(exc, ProtectedError):
         return problem(409, "in_use", "It is still referred to by other records, so it cannot be deleted.")
     if isinstance(exc, DataError):

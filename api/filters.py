@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.db import models
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from api.fields import MAX_ID
@@ -20,6 +21,7 @@ class IdFormField(forms.IntegerField):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(filters.NumberFilter):
     field_class = IdFormField
 
@@ -37,6 +39,30 @@ class ClinicDateFilter(filters.DateFilter):
     field_class = ClinicDateFormField
 
 
+class StrictBooleanFormField(forms.Field):
+    """``true`` or ``false``, as the schema writes a boolean; anything else is a 400, not a
+    filter quietly dropped (which would list every row)."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise forms.ValidationError("Give true or false.", code="invalid")
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanFilter(filters.BooleanFilter):
+    field_class = StrictBooleanFormField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # django-filter's boolean widget reads an unknown word as "not given"; read it as given.
+        kwargs["widget"] = forms.TextInput
+        super().__init__(*args, **kwargs)
+
+
 class SafeFilterSet(filters.FilterSet):
     """Foreign keys filter by a bounded integer id instead of a model lookup, so an absurd id
     is a 400 rather than a database range error. ``ranges`` names pairs of filters that bound
@@ -46,6 +72,7 @@ class SafeFilterSet(filters.FilterSet):
         **filters.FilterSet.FILTER_DEFAULTS,
         models.ForeignKey: {"filter_class": IdFilter},
         models.OneToOneField: {"filter_class": IdFilter},
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
     }
     ranges: tuple[tuple[str, str], ...] = ()
 

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, resolve
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
+
+from api.errors import PROBLEM_CONTENT_TYPE, problem_body
 
 PREFIX = "/api/v1/"
 
@@ -114,3 +116,28 @@ class Deprecated:
 
 # What is deprecated now (nothing yet); an entry here is also a line in docs/api-changelog.md.
 DEPRECATED: list[Deprecated] = []
+
+
+class QueryParametersMiddleware:
+    """A query parameter of the REST API is given once and with a value. Given twice, a server
+    would have to pick one (and a filter silently ignoring the other returns the wrong rows);
+    given empty, a filter would be dropped and every row returned. Both are a 400 naming it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path.startswith(PREFIX):
+            errors = [
+                {"field": name, "code": "repeated", "message": "Give this parameter once."}
+                for name in request.GET
+                if len(request.GET.getlist(name)) > 1
+            ] + [
+                {"field": name, "code": "blank", "message": "Give this parameter a value, or leave it out."}
+                for name in request.GET
+                if len(request.GET.getlist(name)) == 1 and request.GET[name] == ""
+            ]
+            if errors:
+                body = problem_body(400, "invalid", f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
+                return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
+        return self.get_response(request)

@@ -193,6 +193,31 @@ KINDS = [
         "Look the ids up (e.g. `GET /api/v1/patients/`) and send existing ones.",
     ),
     ProblemKind(
+        "rule_violated",
+        422,
+        "Refused by a rule across fields",
+        "The request is well formed, but its fields together break a rule of the record: e.g. a downtime "
+        "names both a room and equipment, a sedation default is not among the allowed levels, only nurses "
+        "give sedation. Each item of `errors` says which.",
+        "Change the fields the items name.",
+    ),
+    ProblemKind(
+        "out_of_range",
+        422,
+        "A date outside the clinic's years",
+        "A date or time is well formed but outside the years the clinic schedules (2000 to 2200; birth "
+        "dates from 1900).",
+        "Check the year.",
+    ),
+    ProblemKind(
+        "invalid_cursor",
+        422,
+        "Not a cursor of this walk",
+        "A `cursor` must be taken from a `next` link as given; with `updated_since` the pages are followed "
+        "by cursor, not by `page`.",
+        "Follow the `next` link of the page before, or start the walk again from `updated_since`.",
+    ),
+    ProblemKind(
         "booking_invalid",
         422,
         "Refused by the booking rules",

@@ -12,8 +12,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.middleware import PREFIX as CONDITIONAL_PREFIX
+from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
-COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 415, 429, 503)
+# 422: a well-formed request naming what does not exist, or that a rule refuses; 409 on a
+# write: a value that must be unique is taken, or the record changed state.
+COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 415, 422, 429, 503)
+WRITE_ERRORS = (409,)
 
 
 # Docstrings of shared base classes say how a view is built, not what an operation does; an
@@ -70,6 +74,8 @@ class ProblemAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         extra = set(COMMON_ERRORS) | set(getattr(self.view, "extra_error_statuses", {}).get(self._action_name(), ()))
+        if self.method != "GET":
+            extra |= set(WRITE_ERRORS)
         for status in sorted(extra):
             key = str(status)
             if key not in responses:
@@ -119,7 +125,7 @@ class ProblemAutoSchema(AutoSchema):
             parameters.append(
                 OpenApiParameter(
                     IDEMPOTENCY_HEADER,
-                    OpenApiTypes.STR,
+                    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
                     OpenApiParameter.HEADER,
                     required=False,
                     description=(
@@ -133,3 +139,78 @@ class ProblemAutoSchema(AutoSchema):
 
     def _action_name(self) -> str:
         return getattr(self.view, "action", None) or self.method.lower()
+
+
+# What every text the API reads holds to: no NUL character (the databases cannot store one),
+# and, where a value is required, something besides spaces (text is read trimmed).
+ANY_TEXT = r"^[^\x00]*$"
+SOME_TEXT = r"^[^\x00]*\S[^\x00]*$"
+
+
+def query_strings_need_a_value(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Say in the schema what the server holds text to: a query parameter given empty is
+    refused (api.middleware.QueryParametersMiddleware), so every text parameter has at least
+    one character; no text has a NUL; required text is not only spaces."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "query" and schema.get("type") == "string" and "enum" not in schema:
+                    schema["minLength"] = max(1, schema.get("minLength", 0))
+                    _text_pattern(schema)
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            _text_patterns(component)
+    return result
+
+
+def _text_patterns(schema: Any) -> None:
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string":
+        _text_pattern(schema)
+    for key in ("properties",):
+        for child in schema.get(key, {}).values():
+            _text_patterns(child)
+    for key in ("items", "additionalProperties"):
+        _text_patterns(schema.get(key))
+    for key in ("allOf", "oneOf", "anyOf"):
+        for child in schema.get(key, []):
+            _text_patterns(child)
+
+
+def _text_pattern(schema: dict[str, Any]) -> None:
+    if "enum" in schema or "pattern" in schema or "format" in schema:
+        return
+    schema["pattern"] = SOME_TEXT if schema.get("minLength", 0) >= 1 else ANY_TEXT
+
+
+def links_from_what_was_made(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """OpenAPI links from each create to what may be done with what it made: a booking's
+    201 links to reading it and to each of its actions (reschedule, cancel, check in, ...),
+    a room's to reading, changing and deleting it. The id is taken from the created body."""
+    paths = result.get("paths", {})
+    schemas = result.get("components", {}).get("schemas", {})
+    for path, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        body = created.get("content", {}).get("application/json", {}).get("schema", {})
+        properties = schemas.get(body.get("$ref", "").rsplit("/", 1)[-1], {}).get("properties", {})
+        id_field = "id" if "id" in properties else "account" if "account" in properties else None
+        if id_field is None:
+            continue
+        links: dict[str, Any] = {}
+        for other, other_item in paths.items():
+            if not other.startswith(f"{path}{{id}}/"):
+                continue
+            for method, operation in other_item.items():
+                if method in ("get", "post", "put", "patch", "delete") and "operationId" in operation:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {"id": f"$response.body#/{id_field}"},
+                        "description": f"{method.upper()} {other} for what this made.",
+                    }
+        if links:
+            created["links"] = links
+    return result

@@ -26,7 +26,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
@@ -55,7 +55,7 @@ class InstantFormField(forms.CharField):
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise forms.ValidationError("Include a UTC offset, e.g. 2027-01-11T09:00:00Z.")
         if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
-            raise forms.ValidationError(f"The year must be between {FIRST_YEAR} and {LAST_YEAR}.")
+            raise forms.ValidationError(f"The year must be between {FIRST_YEAR} and {LAST_YEAR}.", code="range")
         return parsed
 
 
@@ -93,7 +93,9 @@ def decode(raw: str) -> Position:
         updated, pk, started = signing.loads(raw, salt=_SALT)
         return Position(datetime.fromisoformat(updated), int(pk), datetime.fromisoformat(started))
     except (signing.BadSignature, ValueError, TypeError) as exc:
-        raise ValidationError({CURSOR: ["Not a cursor this server gave; follow the `next` link as given."]}) from exc
+        raise ValidationError(
+            {CURSOR: [ErrorDetail("Not a cursor this server gave; follow the `next` link as given.", "invalid_cursor")]}
+        ) from exc
 
 
 def wants_sync(request: Request) -> bool:
@@ -105,7 +107,15 @@ class Walk:
 
     def __init__(self, request: Request, page_size: int) -> None:
         if "page" in request.query_params:
-            raise ValidationError({"page": ["With updated_since, pages are followed by cursor (the `next` link)."]})
+            raise ValidationError(
+                {
+                    "page": [
+                        ErrorDetail(
+                            "With updated_since, pages are followed by cursor (the `next` link).", "cursor_only"
+                        )
+                    ]
+                }
+            )
         raw = request.query_params.get(CURSOR)
         self.position = decode(raw) if raw is not None else None
         self.walk_started = self.position.walk_started if self.position else timezone.now()

@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "api.middleware.ConditionalReadMiddleware",
     "api.middleware.CreatedLocationMiddleware",
     "api.middleware.DeprecationMiddleware",
+    "api.middleware.QueryParametersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -475,7 +476,15 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SedationEnum": "scheduling.models.Sedation",
         "BookingStatusEnum": "scheduling.models.BookingStatus",
+        "CapabilityEnum": "rooms.models.Capability",
+        "EquipmentKindEnum": "rooms.models.EquipmentKind",
+        "StaffRoleEnum": "staff.models.StaffRole",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.query_strings_need_a_value",
+        "api.schema.links_from_what_was_made",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

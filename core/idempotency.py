@@ -36,10 +36,15 @@ IN_FLIGHT_POLL_SECONDS = 0.02
 IN_FLIGHT_STALE = timedelta(minutes=2)
 
 
+# What the schemas say of a key: printable ASCII, not only spaces.
+KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+
+
 def valid_key(raw: str) -> str | None:
-    """The key as it is used (trimmed), or None if it is not 1 to 255 printable characters."""
+    """The key as it is used (trimmed), or None if it is not 1 to 255 printable ASCII
+    characters (``KEY_PATTERN``)."""
     key = raw.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not key or len(key) > MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
         return None
     return key
 

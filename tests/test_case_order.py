@@ -106,7 +106,7 @@ def test_the_api_refuses_a_bad_order_with_every_problem_and_books_nothing(clinic
         "indication_code": "nope",
     }
     response = post(client, "/api/v1/bookings/", body)
-    assert response.status_code == 400, response.json()
+    assert response.status_code == 422, response.json()
     text = str(response.json())
     assert "X9" in text
     assert "ICD-10" in text

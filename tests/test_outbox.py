@@ -483,7 +483,8 @@ def test_invalid_downtime_writes_nothing(notify):
     }
     book(notify)
     response = post(client_for(scheduler), "/api/v1/downtime/", body)
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["code"] == "rule_violated"
     assert not Downtime.objects.exists()
     assert not Alert.objects.exists()
     assert not Notification.objects.filter(kind="downtime_impact").exists()

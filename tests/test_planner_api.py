@@ -196,12 +196,13 @@ def test_a_waiting_list_is_checked_against_the_catalogue_and_lists_a_patient_onc
             {"patient": clinic.patients[0].pk, "procedure_type": "MBB"},
         ],
     )
-    assert twice.status_code == 400
+    assert twice.status_code == 422
     assert "twice" in twice.content.decode()
     too_many_levels = ask(
         scheduler, clinic, waiting_list=[{"patient": clinic.patients[0].pk, "procedure_type": "VP", "levels": 9}]
     )
-    assert too_many_levels.status_code == 400
+    assert too_many_levels.status_code == 422
+    assert too_many_levels.json()["code"] == "booking_invalid"
     assert not PlanRun.objects.exists()
 
 

@@ -21,7 +21,6 @@ from api.fields import (
 )
 from api.serializers.common import FlatFields, PatientScoped
 from api.serializers.patients import patient_data
-from core.errors import BookingInvalid, Problem
 from patients.models import Patient
 from procedure_day.recovery import recovery_clock
 from procedure_day.services.corrections import STEP_FIELDS
@@ -85,7 +84,9 @@ class AvailabilityQuery(PatientScoped, PinsInput):
     earliest = WallClockTimeField(required=False, help_text="Earliest start, site-local time of day")
     latest = WallClockTimeField(required=False, help_text="Latest start, site-local time of day")
     limit = serializers.IntegerField(min_value=1, max_value=200, default=10)
-    grid = serializers.IntegerField(min_value=1, max_value=60, default=5, help_text="Minutes between starts")
+    grid = serializers.ChoiceField(
+        choices=[1, 5, 10, 15, 30, 60], default=5, help_text="Minutes between starts: a number that divides an hour."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         first, last = attrs["from"], attrs["to"]
@@ -95,8 +96,6 @@ class AvailabilityQuery(PatientScoped, PinsInput):
             raise serializers.ValidationError({"to": [f"Search at most {MAX_WINDOW_DAYS} days at a time."]})
         if attrs.get("earliest") and attrs.get("latest") and attrs["latest"] < attrs["earliest"]:
             raise serializers.ValidationError({"latest": ["The latest start is before the earliest."]})
-        if 60 % attrs["grid"]:
-            raise serializers.ValidationError({"grid": ["The grid must divide an hour: 1, 5, 10, 15, 30 or 60."]})
         return attrs
 
 
@@ -126,7 +125,7 @@ class ReasonsResultSerializer(serializers.Serializer):
     reasons = ReasonSerializer(many=True)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "example": "T12"}, "maxItems": 12})
+@extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 4, "example": "T12"}, "maxItems": 12})
 class LevelNamesField(serializers.Field):
     """A list of level names (a flat field: it holds no child field to copy)."""
 
@@ -156,20 +155,12 @@ class OrderInput(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
-        try:
-            order = case_order(attrs)
-            attrs["levels"] = level_count(order.level_names, attrs.get("levels"))
-        except BookingInvalid as exc:
-            raise serializers.ValidationError(problems_by_field(exc.problems)) from exc
+        # The order's rules (levels named twice, too many) are rules, not the schema: a
+        # BookingInvalid here answers 422 naming each, as any rule does.
+        order = case_order(attrs)
+        attrs["levels"] = level_count(order.level_names, attrs.get("levels"))
         attrs["order"] = order
         return attrs
-
-
-def problems_by_field(problems: list[Problem]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for problem in problems:
-        out.setdefault(problem.field or "non_field_errors", []).append(problem.message)
-    return out
 
 
 class BookingCreateInput(OrderInput, PatientScoped, PinsInput):

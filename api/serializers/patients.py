@@ -53,6 +53,10 @@ class DrugSerializer(ClinicModelSerializer):
             "guidance",
             "is_active",
         ]
+        # The table's own bound (patients_drug_hold_days_bounded), said where a client reads it.
+        extra_kwargs = {
+            name: {"max_value": 60} for name in ("hold_days_high", "hold_days_intermediate", "hold_days_low")
+        }
 
 
 class MedicationHoldSerializer(PatientScoped, ClinicModelSerializer):

@@ -9,7 +9,6 @@ from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField
 from api.serializers.common import ClinicModelSerializer
-from core.errors import BookingInvalid
 from patients.models import Patient
 from planner.models import PlanRun
 from rooms.models import ProcedureRoom, Site
@@ -49,10 +48,8 @@ class WaitingCaseInput(serializers.Serializer):
         request = CaseRequest(
             procedure_type=attrs["procedure_type"], levels=attrs["levels"], sedation=attrs.get("sedation")
         )
-        try:
-            request.legs  # noqa: B018 - the catalogue's rules on levels and sedation, asked once
-        except BookingInvalid as exc:
-            raise serializers.ValidationError({p.field or "levels": p.message for p in exc.problems}) from exc
+        # The catalogue's rules on levels and sedation, asked once: a BookingInvalid answers 422.
+        request.legs  # noqa: B018
         return attrs
 
 
@@ -87,7 +84,7 @@ class PlanInput(serializers.Serializer):
     def validate_waiting_list(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen = [item["patient"].pk for item in items]
         if len(set(seen)) != len(seen):
-            raise serializers.ValidationError("A patient is on the waiting list twice.")
+            raise serializers.ValidationError("A patient is on the waiting list twice.", code="rule")
         return items
 
     site = IdField(queryset=Site.objects.filter(is_active=True))

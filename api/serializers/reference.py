@@ -3,14 +3,19 @@ time off and the procedure catalogue."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+from zoneinfo import available_timezones
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, WallClockTimeField
 from api.serializers.common import ClinicModelSerializer
 from core.validators import FIRST_BIRTH_YEAR
-from rooms.models import Downtime, Equipment, OpeningHours, ProcedureRoom, RecoveryBay, Site
+from rooms.models import Capability, Downtime, Equipment, EquipmentKind, OpeningHours, ProcedureRoom, RecoveryBay, Site
 from scheduling.models import ProcedureType, Sedation
-from staff.models import Credential, Shift, StaffMember, TimeOff
+from staff.models import Credential, Shift, StaffMember, StaffRole, TimeOff
 
 
 class OpeningHoursSerializer(ClinicModelSerializer):
@@ -22,14 +27,30 @@ class OpeningHoursSerializer(ClinicModelSerializer):
         fields = ["id", "site", "room", "weekday", "opens_at", "closes_at"]
 
 
+@extend_schema_field({"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_+\-/]*$", "maxLength": 64})
+class TimeZoneField(serializers.CharField):
+    """An IANA zone name. A name of that form that is no zone (the list changes with the
+    tz database) is a 422, not the schema's 400."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = str(super().to_internal_value(data))
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-/]*", value):
+            raise serializers.ValidationError("An IANA time zone name, e.g. America/Chicago.", code="invalid")
+        if value not in available_timezones():
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone name.", code="rule")
+        return value
+
+
 class SiteSerializer(ClinicModelSerializer):
+    timezone = TimeZoneField(max_length=64, help_text="An IANA time zone name, e.g. America/Chicago.")
+
     class Meta:
         model = Site
         fields = ["id", "name", "code", "timezone", "jurisdiction", "address", "is_active"]
 
 
 class RoomSerializer(ClinicModelSerializer):
-    capabilities = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    capabilities = serializers.ListField(child=serializers.ChoiceField(Capability.choices), required=False)
 
     class Meta:
         model = ProcedureRoom
@@ -91,10 +112,10 @@ class TimeOffSerializer(ClinicModelSerializer):
 
 
 class ProcedureTypeSerializer(ClinicModelSerializer):
-    sedation_allowed = serializers.ListField(child=serializers.ChoiceField(Sedation.choices))
-    staff_roles = serializers.ListField(child=serializers.CharField(max_length=20))
-    required_capabilities = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
-    required_equipment = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    sedation_allowed = serializers.ListField(child=serializers.ChoiceField(Sedation.choices), min_length=1)
+    staff_roles = serializers.ListField(child=serializers.ChoiceField(StaffRole.choices), min_length=1)
+    required_capabilities = serializers.ListField(child=serializers.ChoiceField(Capability.choices), required=False)
+    required_equipment = serializers.ListField(child=serializers.ChoiceField(EquipmentKind.choices), required=False)
 
     class Meta:
         model = ProcedureType

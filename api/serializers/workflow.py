@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, IdField, InstantText, local_iso
@@ -83,9 +84,14 @@ class VisiblePatientInput(PatientScoped):
     patient = IdField(queryset=Patient.objects.none())
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,5}(\.\d{1,2})?$", "example": "1.1"})
+class LabValueField(serializers.DecimalField):
+    """A result from 0 to 99999.99, written as text as it is answered."""
+
+
 class LabResultInput(VisiblePatientInput):
     test = serializers.ChoiceField(LabTest.choices)
-    value = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0)
+    value = LabValueField(max_digits=7, decimal_places=2, min_value=0)
     taken_at = AwareDateTimeField()
 
 
