@@ -6,10 +6,13 @@ points at its status's general page, so no ``type`` a client follows answers 404
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 BASE = "/api/problems/"
 
@@ -279,12 +282,19 @@ def problem_type(code: str, status: int) -> str:
     return f"{BASE}{code}"
 
 
+def with_code(text: str) -> str:
+    """The words of a kind, escaped, with its `names` set as code."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308 - escaped first
+
+
 def problem_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "api/problems.html", {"kinds": sorted(KINDS, key=lambda k: (k.status, k.code))})
+    kinds = sorted(KINDS, key=lambda k: (k.status, k.code))
+    return render(request, "api/problems.html", {"kinds": kinds})
 
 
 def problem_page(request: HttpRequest, code: str) -> HttpResponse:
     kind = BY_CODE.get(code)
     if kind is None:
         raise Http404("No such kind of problem.")
-    return render(request, "api/problems.html", {"kinds": [kind], "one": True})
+    context = {"kind": kind, "description": with_code(kind.description), "what_to_do": with_code(kind.what_to_do)}
+    return render(request, "api/problem.html", context)

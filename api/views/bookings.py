@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import HttpResponseBase
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -131,7 +131,32 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         audit_patients_read(request, "booking.read", [booking.patient_id], booking=booking.pk)
         return Response(self._render(booking))
 
-    @extend_schema(request=s.BookingCreateInput, responses={201: s.BookingSerializer})
+    @extend_schema(
+        request=s.BookingCreateInput,
+        responses={201: s.BookingSerializer},
+        examples=[
+            OpenApiExample(
+                "A two-level kyphoplasty from a referral",
+                request_only=True,
+                value={
+                    "patient": 12,
+                    "procedure_type": "KP",
+                    "level_names": ["T12", "L1"],
+                    "side": "bilateral",
+                    "indication_code": "M80.08XA",
+                    "referring_provider": "Dr. Ortiz",
+                    "external_order_id": "ORD-48213",
+                    "sedation": "mac",
+                    "start": "2027-01-13T09:00:00-06:00",
+                },
+            ),
+            OpenApiExample(
+                "Hold a start for ten minutes while the patient agrees",
+                request_only=True,
+                value={"patient": 12, "procedure_type": "VP", "start": "2027-01-13T13:00:00-06:00", "hold": True},
+            ),
+        ],
+    )
     def create(self, request: Request) -> HttpResponseBase:
         """Book a case (or `hold` it for 10 minutes) from a referral: the patient, the procedure and
         its levels, a start, and any resources you pin; the rulebook picks the rest. 201 with the
@@ -170,7 +195,17 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
         confirmed = hold_confirm(actor=request.user, booking=self.get_object())
         return Response(self._render(self._fresh(confirmed)))
 
-    @extend_schema(request=s.RescheduleInput, responses={200: s.BookingSerializer})
+    @extend_schema(
+        request=s.RescheduleInput,
+        responses={200: s.BookingSerializer},
+        examples=[
+            OpenApiExample(
+                "Move to the afternoon, keeping the physician",
+                request_only=True,
+                value={"start": "2027-01-13T14:30:00-06:00", "physician": 3},
+            )
+        ],
+    )
     @action(detail=True, methods=["post"])
     def reschedule(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         """Move a case to another start (and optionally other pins), keeping what it holds where the
@@ -204,7 +239,17 @@ class BookingViewSet(ProblemRendering, viewsets.GenericViewSet):
             raise
         return Response(self._render(self._fresh(moved)))
 
-    @extend_schema(request=s.CancelInput, responses={200: s.BookingSerializer})
+    @extend_schema(
+        request=s.CancelInput,
+        responses={200: s.BookingSerializer},
+        examples=[
+            OpenApiExample(
+                "No one to drive the patient home",
+                request_only=True,
+                value={"reason": "no_driver", "note": "Daughter away; will call to rebook."},
+            )
+        ],
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         """Cancel a case with a reason: every leg it holds is let go at once and its reminders are
