@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.strict import from_json
 from core.dates import to_local
 from core.sql import fetch_one
 from core.validators import FIRST_YEAR, LAST_YEAR
@@ -91,8 +92,11 @@ class IdField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
+        if isinstance(data, str) and from_json(self):
+            # A JSON body gives an id as a number, as the schema says.
+            self.fail("incorrect_type", data_type="str")
         text = str(data).strip()
-        if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+        if not re.fullmatch(r"[0-9]{1,19}", text) or not 1 <= int(text) <= MAX_ID:
             self.fail("out_of_range")
         queryset = self.get_queryset()
         assert queryset is not None

@@ -88,6 +88,16 @@ class SafeFilterSet(filters.FilterSet):
 PAGING_PARAMS = frozenset({"page", "page_size", "format"})
 
 
+def refuse_unknown_parameters(request: Any, known: set[str]) -> None:
+    """A query parameter the operation does not take is a 400 naming it: a misspelt one that
+    is silently ignored gives a wrong answer, not a slow one."""
+    known = known | {"format"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known - {"format"})) or "no query parameters"
+        raise ValidationError({name: [f"Unknown query parameter; this operation takes {takes}."] for name in unknown})
+
+
 class FilterBackend(filters.DjangoFilterBackend):
     """A parameter the list does not know is refused: a misspelt filter that is silently
     ignored returns every row, which for a list of cases is a wrong answer, not a slow one."""
@@ -95,8 +105,10 @@ class FilterBackend(filters.DjangoFilterBackend):
     filterset_base = SafeFilterSet
 
     def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
-        if getattr(view, "action", None) != "list":
-            # Detail views and actions read their own parameters (e.g. a schedule's date).
+        action = getattr(view, "action", None)
+        if action != "list":
+            # Detail views and actions take only the parameters they name (a schedule's date).
+            refuse_unknown_parameters(request, set(getattr(view, "action_query_params", {}).get(action, ())))
             return super().filter_queryset(request, queryset, view)
         filterset_class = self.get_filterset_class(view, queryset)
         known = set(PAGING_PARAMS) | set(getattr(view.paginator, "query_params", ()))

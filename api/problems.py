@@ -108,6 +108,13 @@ KINDS = [
         "Accept `application/json` (and `application/problem+json` for errors).",
     ),
     ProblemKind(
+        "payload_too_large",
+        413,
+        "The body is too large",
+        "The request body is larger than the server reads.",
+        "Send less at once: a list is written one record per request.",
+    ),
+    ProblemKind(
         "unsupported_media_type",
         415,
         "Body in an unsupported format",
@@ -268,6 +275,7 @@ BY_STATUS = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "unknown_reference",
     429: "throttled",

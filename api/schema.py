@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
@@ -11,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api import middleware
 from api.middleware import PREFIX as CONDITIONAL_PREFIX
 from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
@@ -29,7 +31,7 @@ SHARED_DOCS = frozenset(
     }
 )
 ACTION_WORDS = {
-    "list": "Lists {plural} you may see, a page at a time (`page`, `page_size`; at most 100 a page).",
+    "list": "Lists {plural} you may see, a page at a time (`page`, `page_size`; at most 200 a page).",
     "retrieve": "Reads one {singular} by its id (404 if there is none you may see).",
     "create": "Creates {a} {singular}. Answers 201 with it, and its address in `Location`.",
     "partial_update": "Changes the fields of {a} {singular} that the body gives; the others keep their values.",
@@ -64,6 +66,13 @@ class ProblemAutoSchema(AutoSchema):
             a = "an" if singular[:1].lower() in "aeiou" else "a"
             sentence = template.format(singular=singular, plural=plural, a=a)
         return self._with_roles("\n\n".join(part for part in (sentence, lead) if part))
+
+    def is_deprecated(self) -> bool:
+        """An operation listed in api.middleware.DEPRECATED says so in the schema too."""
+        sample = re.sub(r"\{[^}]+\}", "1", self.path)
+        return any(
+            notice.method == self.method and re.fullmatch(notice.path, sample) for notice in middleware.DEPRECATED
+        ) or bool(super().is_deprecated())
 
     def _with_roles(self, text: str) -> str:
         roles = getattr(self.view, "roles", {}).get(self._action_name())

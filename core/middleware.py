@@ -25,7 +25,15 @@ Handler = Callable[[HttpRequest], HttpResponseBase]
 
 
 def _problem(status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None) -> HttpResponse:
-    body = {"type": f"/api/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
+    # The API's one error shape (api.errors.problem): errors is a list of {field, code, message}.
+    body = {
+        "type": f"/api/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "errors": [{"field": None, "code": code, "message": detail}],
+    }
     response = HttpResponse(json.dumps(body), status=status, content_type="application/problem+json")
     for name, value in (headers or {}).items():
         response[name] = value

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -118,6 +119,12 @@ class WebhookViewSet(viewsets.ModelViewSet):
     )
     scopes = {**PEOPLE, "deliveries": PEOPLE_ONLY, "rotate_secret": PEOPLE_ONLY}
     filterset_fields = ["is_active"]
+    action_query_params = {"deliveries": {"is_active", "page", "page_size"}}
+
+    def get_success_headers(self, data: Any) -> dict[str, str]:
+        # REST framework would name the body's `url` (the subscriber's own address) as the
+        # Location; the Location of a 201 is the subscription's own read, set beside the API.
+        return {"Location": reverse("webhook-detail", args=[data["id"]])} if "id" in data else {}
 
     def get_queryset(self) -> QuerySet[WebhookSubscription]:
         return WebhookSubscription.objects.order_by("name", "id")

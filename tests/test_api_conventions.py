@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 
 import pytest
+import time_machine
 from django.test import Client
 
 from api import middleware
@@ -380,3 +381,103 @@ def test_no_booking_was_made_by_a_refused_request(clinic, clients):
         booking_body(clinic, start=local(MONDAY, 9).replace(tzinfo=None).isoformat()),
     )
     assert Booking.objects.count() == 0
+
+
+# --- what a review found ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("/api/v1/bookings/", {"page_size": "²"}),
+        ("/api/v1/bookings/", {"page_size": "9" * 5000}),
+        ("/api/v1/daily-list/", {"physician": "²", "date": "2027-01-11"}),
+    ],
+)
+def test_digits_that_are_not_ascii_are_a_400_not_a_crash(clinic, clients, url, params):
+    assert_one_error_shape(clients["scheduler"].get(url, params), 400)
+
+
+def test_an_id_given_as_text_in_json_is_a_400(clinic, clients):
+    response = post(clients["scheduler"], "/api/v1/bookings/", booking_body(clinic, patient=str(clinic.patients[0].pk)))
+    body = assert_one_error_shape(response, 400)
+    assert [item["field"] for item in body["errors"]] == ["patient"]
+    lab = post(
+        clients["nurse"],
+        "/api/v1/lab-results/",
+        {"patient": clinic.patients[0].pk, "test": "inr", "value": "1e1", "taken_at": "2027-01-04T10:00:00Z"},
+    )
+    assert assert_one_error_shape(lab, 400)["errors"][0]["field"] == "value"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/daily-list/?date=2027-01-11&physician={physician}&bogus=1",
+        "/api/v1/availability/?procedure_type=VP&from=2027-01-11&to=2027-01-11&bogus=1",
+        "/api/v1/sites/{site}/schedule/?date=2027-01-11&bogus=1",
+        "/api/v1/sites/{site}/?bogus=1",
+    ],
+)
+def test_an_unknown_query_parameter_is_a_400_on_every_read(clinic, clients, url):
+    url = url.format(physician=clinic.physicians[0].pk, site=clinic.site.pk)
+    body = assert_one_error_shape(clients["scheduler"].get(url), 400)
+    assert [item["field"] for item in body["errors"]] == ["bogus"]
+
+
+def test_a_webhook_201_names_the_subscription_not_its_address(clinic, clients):
+    made = post(clients["admin"], "/api/v1/webhooks/", {"name": "EHR", "url": "https://ehr.example.org/hook?token=s3"})
+    assert made.status_code == 201
+    assert made["Location"] == f"/api/v1/webhooks/{made.json()['id']}/"
+    assert clients["admin"].get(made["Location"]).status_code == 200
+
+
+def test_a_waiting_list_case_the_catalogue_refuses_is_named_by_its_place(clinic, clients):
+    body = {
+        "site": clinic.site.pk,
+        "date": "2027-01-11",
+        "waiting_list": [
+            {"patient": clinic.patients[0].pk, "procedure_type": "VP"},
+            {"patient": clinic.patients[1].pk, "procedure_type": "VP", "levels": 9},
+        ],
+    }
+    refused = assert_one_error_shape(post(clients["scheduler"], "/api/v1/plans/", body), 422)
+    assert [(item["field"], item["code"]) for item in refused["errors"]] == [
+        ("waiting_list.1.levels", "levels_out_of_range")
+    ]
+
+
+def test_an_expired_hold_says_when_in_the_sites_offset(clinic, clients):
+    held = post(clients["scheduler"], "/api/v1/bookings/", booking_body(clinic, hold=True)).json()
+    with time_machine.travel(dt.datetime(2027, 1, 4, 12, 20, tzinfo=dt.UTC), tick=False):
+        late = post(clients["scheduler"], f"/api/v1/bookings/{held['id']}/confirm/", {})
+    body = assert_one_error_shape(late, 409)
+    assert offset_of(body["errors"][0]["extra"]["hold_expired_at"]) == CHICAGO_OFFSET
+
+
+def test_the_schema_is_the_same_whoever_asks(clinic, clients):
+    anonymous = Client().get("/api/schema/", {"format": "json"}).json()
+    assert anonymous == clients["admin"].get("/api/schema/", {"format": "json"}).json()
+    assert {"mrn", "first_name", "date_of_birth", "phone"} <= set(
+        anonymous["components"]["schemas"]["Patient"]["properties"]
+    )
+
+
+def test_a_body_too_large_points_at_its_own_page(clinic, clients, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    big = clients["scheduler"].post("/api/v1/bookings/", "{" + " " * 200 + "}", content_type="application/json")
+    body = assert_one_error_shape(big, 413)
+    assert body["type"] == "/api/problems/payload_too_large"
+
+
+def test_a_deprecated_operation_is_marked_in_the_schema(clinic, clients, monkeypatch):
+    notice = middleware.Deprecated(
+        method="GET",
+        path=r"/api/v1/drugs/[0-9]+/",
+        deprecated_at=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+        sunset_at=dt.datetime(2027, 7, 1, tzinfo=dt.UTC),
+    )
+    monkeypatch.setattr(middleware, "DEPRECATED", [notice])
+    paths = clients["admin"].get("/api/schema/", {"format": "json"}).json()["paths"]
+    assert paths["/api/v1/drugs/{id}/"]["get"].get("deprecated") is True
+    assert "deprecated" not in paths["/api/v1/drugs/"]["get"]

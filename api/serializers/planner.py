@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.db.models import QuerySet
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from api.fields import AwareDateTimeField, ClinicDateField, CodeField, IdField
 from api.serializers.common import ClinicModelSerializer
+from core.errors import BookingInvalid
 from patients.models import Patient
 from planner.models import PlanRun
 from rooms.models import ProcedureRoom, Site
@@ -45,11 +47,6 @@ class WaitingCaseInput(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("earliest") and attrs.get("latest") and attrs["latest"] < attrs["earliest"]:
             raise serializers.ValidationError({"latest": "The latest start is before the earliest."})
-        request = CaseRequest(
-            procedure_type=attrs["procedure_type"], levels=attrs["levels"], sedation=attrs.get("sedation")
-        )
-        # The catalogue's rules on levels and sedation, asked once: a BookingInvalid answers 422.
-        request.legs  # noqa: B018
         return attrs
 
 
@@ -85,6 +82,22 @@ class PlanInput(serializers.Serializer):
         seen = [item["patient"].pk for item in items]
         if len(set(seen)) != len(seen):
             raise serializers.ValidationError("A patient is on the waiting list twice.", code="rule")
+        # The catalogue's rules on levels and sedation, asked once per case: a case they refuse
+        # is a 422 naming it by its place in the list.
+        problems = []
+        for index, item in enumerate(items):
+            request = CaseRequest(
+                procedure_type=item["procedure_type"], levels=item["levels"], sedation=item.get("sedation")
+            )
+            try:
+                request.legs  # noqa: B018
+            except BookingInvalid as exc:
+                problems += [
+                    replace(problem, field=f"waiting_list.{index}.{problem.field or 'levels'}")
+                    for problem in exc.problems
+                ]
+        if problems:
+            raise BookingInvalid(problems)
         return items
 
     site = IdField(queryset=Site.objects.filter(is_active=True))

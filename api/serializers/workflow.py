@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -86,7 +87,13 @@ class VisiblePatientInput(PatientScoped):
 
 @extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^\d{1,5}(\.\d{1,2})?$", "example": "1.1"})
 class LabValueField(serializers.DecimalField):
-    """A result from 0 to 99999.99, written as text as it is answered."""
+    """A result from 0 to 99999.99, written as text as it is answered (digits, a point and at
+    most two decimals: no exponent, no sign)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and not re.fullmatch(r"\d{1,5}(\.\d{1,2})?", data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class LabResultInput(VisiblePatientInput):

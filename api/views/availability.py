@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import refuse_unknown_parameters
 from api.serializers import bookings as s
 from api.views.common import audit_patients_read, site_zones
 from scheduling import policy
@@ -47,6 +48,7 @@ class AvailabilityView(APIView):
         `earliest`..`latest` each day, on a `grid` of minutes) where every leg has a resource the
         rules allow, best first, up to `limit`. Each result names the resources it would hold. Pins
         narrow the search; a `patient` adds their own readiness and other cases."""
+        refuse_unknown_parameters(request, set(s.AvailabilityQuery().fields))
         query = s.AvailabilityQuery(data=request.query_params, patients=patients_visible_to(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -74,6 +76,7 @@ class ReasonsView(APIView):
         """Why a case cannot start at a given time: every rule the start breaks, in words that name
         the leg and resource (booked, off shift, down, not credentialed, closed). `feasible` is true
         when none does."""
+        refuse_unknown_parameters(request, set(s.ReasonsQuery().fields))
         query = s.ReasonsQuery(data=request.query_params, patients=patients_visible_to(request.user))
         query.is_valid(raise_exception=True)
         data = query.validated_data

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.fields import ClinicDateField, IdField, local_iso
+from api.filters import refuse_unknown_parameters
 from api.serializers.bookings import override_data
 from api.serializers.days import DailyListSerializer
 from api.serializers.patients import patient_data
@@ -72,6 +73,7 @@ class DailyListView(APIView):
         procedure, sedation, room, C-arm, tech, recovery bay, readiness, escort and allergies. A
         physician reads their own list; the patient's fields are those your role may see. The read
         is audited."""
+        refuse_unknown_parameters(request, set(DailyListQuery().fields))
         query = DailyListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         physician: StaffMember = query.validated_data["physician"]

@@ -59,6 +59,7 @@ class SiteViewSet(ReferenceViewSet):
     queryset = Site.objects.all()
     serializer_class = s.SiteSerializer
     roles = {**INVENTORY_ROLES, "schedule": set(policy.EVERYONE)}
+    action_query_params = {"schedule": {"date"}}
 
     @extend_schema(
         parameters=[OpenApiParameter("date", OpenApiTypes.DATE, required=True, description="Site-local date")],

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.audit import audit_event, audit_record
-from core.dates import require_aware
+from core.dates import require_aware, to_local
 from core.errors import BookingInvalid, InvalidTransition, OverrideNotPermitted, Problem, SlotUnavailable
 from core.models import AuditEvent
 from core.sql import PARENT_KEY, Children, FromParent, insert_tree
@@ -166,8 +166,9 @@ def _sweep_if_needed(rulebook: Rulebook, written: Written, now: datetime) -> Non
                 return
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+def _site_iso(moment: datetime | None, booking: Booking) -> str | None:
+    """An instant for a caller to read: with the offset of the case's site."""
+    return to_local(moment, booking.site.zone).isoformat() if moment is not None else None
 
 
 def _count(action: str) -> None:
@@ -429,7 +430,7 @@ def booking_reschedule(
             if current.status == BookingStatus.HOLD and (current.hold_expires_at or now) <= now:
                 raise InvalidTransition(
                     "The hold has expired and its resources may be taken; search again.",
-                    details={"status": current.status, "hold_expired_at": _iso(current.hold_expires_at)},
+                    details={"status": current.status, "hold_expired_at": _site_iso(current.hold_expires_at, current)},
                 )
             pins = dict(pins or {})
             if actor is not None:
@@ -578,7 +579,7 @@ def hold_confirm(*, actor: Any, booking: Booking, now: datetime | None = None) -
         if current.hold_expires_at is None or current.hold_expires_at <= now:
             raise InvalidTransition(
                 "The hold has expired and its resources may be taken; search again.",
-                details={"status": current.status, "hold_expired_at": _iso(current.hold_expires_at)},
+                details={"status": current.status, "hold_expired_at": _site_iso(current.hold_expires_at, current)},
             )
         problems = booking_recheck(booking=current, now=now)
         if problems:
