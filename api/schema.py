@@ -10,11 +10,12 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
+from api import middleware
 from api.errors import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from api import middleware
 from api.middleware import PREFIX as CONDITIONAL_PREFIX
 from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
+from scheduling.policy import PATIENT_FIELDS_BY_ROLE
 
 # 422: a well-formed request naming what does not exist, or that a rule refuses; 409 on a
 # write: a value that must be unique is taken, or the record changed state.
@@ -222,4 +223,19 @@ def links_from_what_was_made(result: dict[str, Any], generator: Any, request: An
                     }
         if links:
             created["links"] = links
+    return result
+
+
+def patient_fields_by_role(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """A patient is answered with the fields the caller's role may see (the minimum necessary):
+    the schema lists them all, and requires only those every role sees."""
+    patient = result.get("components", {}).get("schemas", {}).get("Patient")
+    if patient is not None:
+        always = set.intersection(*(set(fields) for fields in PATIENT_FIELDS_BY_ROLE.values())) | {"updated_at"}
+        patient["required"] = sorted(name for name in patient.get("properties", {}) if name in always)
+        patient["description"] = (
+            "A patient, with the fields your role may see: schedulers, nurses and administrators see them "
+            "all; a physician no phone; a tech the name, MRN, birth date and allergies; a key without the "
+            "patients scope the id only."
+        )
     return result

@@ -484,6 +484,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.query_strings_need_a_value",
         "api.schema.links_from_what_was_made",
+        "api.schema.patient_fields_by_role",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
