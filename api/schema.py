@@ -154,7 +154,7 @@ class ProblemAutoSchema(AutoSchema):
 # What every text the API reads holds to: no NUL character (the databases cannot store one),
 # and, where a value is required, something besides spaces (text is read trimmed).
 ANY_TEXT = r"^[^\x00]*$"
-SOME_TEXT = r"^[^\x00]*\S[^\x00]*$"
+SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def query_strings_need_a_value(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

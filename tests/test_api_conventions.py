@@ -481,3 +481,16 @@ def test_a_deprecated_operation_is_marked_in_the_schema(clinic, clients, monkeyp
     paths = clients["admin"].get("/api/schema/", {"format": "json"}).json()["paths"]
     assert paths["/api/v1/drugs/{id}/"]["get"].get("deprecated") is True
     assert "deprecated" not in paths["/api/v1/drugs/"]["get"]
+
+
+def test_text_patterns_refuse_a_nul_and_spaces_alone(schema):
+    token = schema["components"]["schemas"]["TokenInputRequest"]["properties"]["username"]["pattern"]
+    assert re.search(token, "ana")
+    assert re.search(token, " ana ")
+    for refused in ("", "   ", "a\x00", "\x00", "an\x00a"):
+        assert not re.search(token, refused), repr(refused)
+
+
+def test_a_nul_in_text_is_a_400_naming_the_field(clinic, clients):
+    response = post(client_for(None), "/api/v1/auth/token/", {"username": "an\x00a", "password": "x"})
+    assert [item["field"] for item in assert_one_error_shape(response, 400)["errors"]] == ["username"]
