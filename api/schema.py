@@ -95,6 +95,12 @@ class ProblemAutoSchema(AutoSchema):
                     media_types=[PROBLEM_CONTENT_TYPE],
                     direction=direction,
                 )
+        # A request line longer than the HTTP server reads never reaches the application: the
+        # server (gunicorn, 8,190 bytes) answers 414 itself, as a short HTML page.
+        responses["414"] = {
+            "description": "URI too long: the request line is over 8,190 bytes. Answered by the HTTP server.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
         if "201" in responses:
             responses["201"].setdefault("headers", {})["Location"] = {
                 "description": "The address of what was created; GET it to read it.",
